@@ -1,0 +1,45 @@
+# isobox: `make demo` runs a rootless BusyBox container, `make test` runs the
+# tests. Both first make the machine ready (.ci/setup-host).
+
+export PATH := $(PATH):/usr/local/go/bin
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Static and without cgo: the same binary runs as every stage, inside user
+# namespaces, and needs nothing from the host's libc or NSS.
+export CGO_ENABLED := 0
+GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
+UNIT := ./idmap/... ./userns/... ./rootfs/... ./slirp/... ./cmd/...
+
+.PHONY: all build setup demo test unit integration lint fuzz clean
+
+all: build
+
+build:
+	$(GO) build $(GOFLAGS_BUILD) -o bin/isobox ./cmd/isobox
+
+setup:
+	@bash .ci/setup-host
+
+demo: setup build
+	@bash .ci/demo
+
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# The race detector needs cgo; the unit tests run it, the binary never does.
+unit:
+	CGO_ENABLED=1 $(GO) test -race -count=1 $(UNIT)
+
+integration: build
+	$(GO) test -count=1 -timeout 20m ./tests/...
+
+test: setup lint unit integration
+
+fuzz:
+	$(GO) test -run XXX -fuzz FuzzParse$$ -fuzztime 20s ./idmap/
+	$(GO) test -run XXX -fuzz FuzzParseTimeOffsets -fuzztime 20s ./userns/
+	$(GO) test -run XXX -fuzz FuzzParseEnvFile -fuzztime 20s ./userns/
+
+clean:
+	rm -rf bin

@@ -1,0 +1,23 @@
+package main
+
+import (
+	"errors"
+
+	"github.com/isobox/isobox/idmap"
+	"github.com/isobox/isobox/rootfs"
+)
+
+// hintFor returns the fix for failures with a known host cause.
+func hintFor(err error) string {
+	switch {
+	case errors.Is(err, idmap.ErrHelperMissing):
+		return "install newuidmap and newgidmap: sudo apt-get install uidmap (or use --map single)"
+	case errors.Is(err, idmap.ErrRootWithoutRange):
+		return "isobox never maps container root to host root: give root a range with `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 root`, or run isobox as an ordinary user"
+	case errors.Is(err, idmap.ErrNoSubIDRange):
+		return "ask for a subordinate range: sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $USER (or use --map single)"
+	case errors.Is(err, rootfs.ErrBusyBoxNotFound):
+		return "install a static busybox: sudo apt-get install busybox-static (or pass --busybox PATH)"
+	}
+	return ""
+}

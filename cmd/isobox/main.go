@@ -1,0 +1,135 @@
+// Command isobox runs containers without root: a user namespace first, the
+// caller's subordinate ids mapped by newuidmap/newgidmap, then every other
+// namespace nested inside it.
+//
+// The runtime's cgroup-aware GOMAXPROCS keeps host cgroup files open for
+// the life of every process, init included, where the container would see
+// them in /proc/1/fd. A runner that mostly waits does not need it.
+//
+//go:debug containermaxprocs=0
+
+// main is thin: it dispatches the binary's internal stages (userns owns
+// them), parses flags with kong, and turns errors into one line on stderr and
+// an exit status.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/isobox/isobox/userns"
+)
+
+// version is set by the Makefile with -ldflags.
+var version = "dev"
+
+// Globals are the flags every command takes.
+type Globals struct {
+	LogLevel string `name:"log-level" enum:"debug,info,warn,error" default:"warn" help:"Log level: debug shows every stage of the launch."`
+}
+
+type cli struct {
+	Globals
+	Version kong.VersionFlag `help:"Print the version and exit."`
+
+	Run     RunCmd     `cmd:"" help:"Run a command in a new rootless container."`
+	Rootfs  RootfsCmd  `cmd:"" help:"Build root filesystems."`
+	Check   CheckCmd   `cmd:"" help:"Report what rootless containers need on this machine, and how to fix what is missing."`
+	Unshare UnshareCmd `cmd:"" help:"Run a host command in a user namespace with the container's id mapping (like podman unshare)."`
+}
+
+func main() {
+	userns.MaybeRunStage()
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// exitCoder is any error that carries the exit status to use.
+type exitCoder interface{ ExitCode() int }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	// Descriptors the caller left open without close-on-exec must not reach
+	// the container through any process this one starts.
+	if err := userns.CloseExecFrom3(); err != nil {
+		fmt.Fprintf(stderr, "isobox: mark descriptors close-on-exec: %v\n", err)
+		return userns.ExitSetup
+	}
+	if os.Getuid() != os.Geteuid() || os.Getgid() != os.Getegid() {
+		fmt.Fprintln(stderr, "isobox: refusing to run setuid or setgid: isobox needs no privilege; remove the bit from its binary")
+		return userns.ExitSetup
+	}
+	var c cli
+	parser, err := kong.New(&c,
+		kong.Name("isobox"),
+		kong.Description("Rootless containers: user namespace first, no privilege needed."),
+		kong.Writers(stdout, stderr),
+		kong.UsageOnError(),
+		kong.Vars{"version": version},
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	)
+	if err != nil {
+		fmt.Fprintf(stderr, "isobox: %v\n", err)
+		return userns.ExitSetup
+	}
+	parser.Exit = func(code int) { panic(exitNow(code)) }
+	return parseAndRun(parser, &c, args, stderr)
+}
+
+// exitNow is how kong's own exits (--help, --version) unwind to main.
+type exitNow int
+
+func parseAndRun(parser *kong.Kong, c *cli, args []string, stderr io.Writer) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			n, ok := r.(exitNow)
+			if !ok {
+				panic(r)
+			}
+			code = int(n)
+		}
+	}()
+	ctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "isobox: %s\n", oneLine(err.Error()))
+		return userns.ExitSetup
+	}
+	log := userns.NewLogger(stderr, c.LogLevel)
+	err = ctx.Run(&c.Globals, log)
+	if err == nil {
+		return 0
+	}
+	var ec exitCoder
+	code = userns.ExitSetup
+	if errors.As(err, &ec) {
+		code = ec.ExitCode()
+	}
+	var exited commandExit
+	if !errors.As(err, &exited) {
+		fmt.Fprintf(stderr, "isobox: %s\n", oneLine(err.Error()))
+		if hint := hintFor(err); hint != "" {
+			fmt.Fprintf(stderr, "isobox: hint: %s\n", hint)
+		}
+	}
+	return code
+}
+
+// commandExit carries the container command's own exit status: no message.
+type commandExit int
+
+func (e commandExit) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+func (e commandExit) ExitCode() int { return int(e) }
+
+func exitWith(code int) error {
+	if code == 0 {
+		return nil
+	}
+	return commandExit(code)
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+}

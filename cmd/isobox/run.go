@@ -1,0 +1,153 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/isobox/isobox/idmap"
+	"github.com/isobox/isobox/rootfs"
+	"github.com/isobox/isobox/userns"
+)
+
+// RunCmd is `isobox run`.
+type RunCmd struct {
+	Hostname   string   `default:"isobox" help:"Container hostname (a DNS name of at most 64 bytes)."`
+	Net        string   `enum:"none,host" default:"none" help:"Network: none (own namespace, loopback only) or host (the caller's network)."`
+	Env        []string `short:"e" sep:"none" placeholder:"KEY[=VALUE]" help:"Set a variable; KEY alone takes the caller's value. Repeatable."`
+	EnvFile    []string `name:"env-file" sep:"none" type:"existingfile" placeholder:"FILE" help:"Read variables from a file of KEY=VALUE lines. Repeatable."`
+	Workdir    string   `short:"w" placeholder:"DIR" help:"Working directory inside the container (default /)."`
+	User       string   `short:"u" placeholder:"UID[:GID]" help:"User to run as, by number or by name from the rootfs's /etc/passwd (default 0, root of the container)."`
+	TimeOffset string   `name:"time-offset" placeholder:"monotonic=SECONDS,boottime=SECONDS" help:"Offsets of the container's monotonic and boot-time clocks."`
+	Map        string   `enum:"auto,full,single" default:"auto" help:"Id mapping: full (subordinate ids through newuidmap), single (only root, mapped to you), auto (full when possible)."`
+	TTY        bool     `short:"t" name:"tty" help:"Allocate a terminal from the container's own devpts."`
+	// Interactive exists because Docker and podman users type -it: stdin is
+	// always connected, as with bubblewrap.
+	Interactive bool `short:"i" help:"Keep stdin connected (always on; accepted for compatibility)."`
+	NoInit      bool `name:"no-init" help:"Run the command as PID 1 itself instead of under isobox's init (it then ignores signals it does not handle)."`
+
+	Rootfs  string   `arg:"" placeholder:"ROOTFS" help:"Root filesystem directory."`
+	Command []string `arg:"" optional:"" passthrough:"" placeholder:"COMMAND [ARG...]" help:"Command to run (default /bin/sh)."`
+
+	opts userns.Options
+}
+
+// Validate checks the flags and builds the launcher's options, so that
+// every bad input is refused before anything is started.
+func (r *RunCmd) Validate() error {
+	if err := userns.ValidateHostname(r.Hostname); err != nil {
+		return fmt.Errorf("--hostname: %w", err)
+	}
+	root, err := filepath.Abs(r.Rootfs)
+	if err != nil {
+		return err
+	}
+	st, err := os.Stat(root)
+	if err != nil {
+		return fmt.Errorf("rootfs: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("rootfs %s: not a directory", root)
+	}
+	if root, err = filepath.EvalSymlinks(root); err != nil {
+		return fmt.Errorf("rootfs: %w", err)
+	}
+	offsets, err := userns.ParseTimeOffsets(r.TimeOffset)
+	if err != nil {
+		return err
+	}
+	if r.Workdir != "" && !filepath.IsAbs(r.Workdir) {
+		return fmt.Errorf("--workdir %q: must be an absolute path", r.Workdir)
+	}
+	uid, gid, home, err := resolveUser(root, r.User)
+	if err != nil {
+		return err
+	}
+	var env []string
+	for _, f := range r.EnvFile {
+		fh, err := os.Open(f)
+		if err != nil {
+			return fmt.Errorf("--env-file: %w", err)
+		}
+		e, err := userns.ParseEnvFile(fh, f, os.LookupEnv)
+		fh.Close()
+		if err != nil {
+			return fmt.Errorf("--env-file: %w", err)
+		}
+		env = append(env, e...)
+	}
+	for _, e := range r.Env {
+		kv, ok, err := userns.ParseEnvArg(e, os.LookupEnv)
+		if err != nil {
+			return err
+		}
+		if ok {
+			env = append(env, kv)
+		}
+	}
+	args := r.Command
+	if len(args) == 0 {
+		args = []string{"/bin/sh"}
+	}
+	r.opts = userns.Options{
+		Config: userns.Config{
+			Rootfs:   root,
+			Args:     args,
+			Env:      userns.BuildEnv(r.Hostname, home, os.Getenv("TERM"), env),
+			Workdir:  r.Workdir,
+			UID:      uid,
+			GID:      gid,
+			Hostname: r.Hostname,
+			Net:      userns.Net(r.Net),
+			TTY:      r.TTY,
+			NoInit:   r.NoInit,
+		},
+		Map:         idmap.Mode(r.Map),
+		TimeOffsets: offsets,
+	}
+	return nil
+}
+
+// resolveUser turns --user into ids and a home directory, looking names up
+// in the rootfs (never on the host).
+func resolveUser(root, spec string) (uid, gid uint32, home string, err error) {
+	if spec == "" {
+		return 0, 0, "/root", nil
+	}
+	u, err := userns.ParseUserSpec(spec)
+	if err != nil {
+		return 0, 0, "", err
+	}
+	acct, found, err := rootfs.LookupUser(root, u.User)
+	if err != nil {
+		return 0, 0, "", fmt.Errorf("--user: %w", err)
+	}
+	home = "/"
+	switch id, numeric := userns.ParseID(u.User); {
+	case found:
+		uid, gid, home = acct.UID, acct.GID, acct.Home
+	case numeric:
+		uid = id
+	default:
+		return 0, 0, "", fmt.Errorf("--user %q: no such user in %s/etc/passwd", u.User, root)
+	}
+	if u.Group != "" {
+		if id, numeric := userns.ParseID(u.Group); numeric {
+			gid = id
+		} else if gid, err = rootfs.LookupGroup(root, u.Group); err != nil {
+			return 0, 0, "", fmt.Errorf("--user: %w", err)
+		}
+	}
+	return uid, gid, home, nil
+}
+
+func (r *RunCmd) Run(g *Globals, log *slog.Logger) error {
+	r.opts.Logger = log
+	r.opts.LogLevel = g.LogLevel
+	code, err := userns.Run(r.opts)
+	if err != nil {
+		return err
+	}
+	return exitWith(code)
+}

@@ -1,0 +1,166 @@
+package idmap
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// Mode is the user's choice of mapping: --map auto|full|single.
+type Mode string
+
+const (
+	ModeAuto   Mode = "auto"   // full when it can be had, else single with a warning
+	ModeFull   Mode = "full"   // subordinate ranges through newuidmap/newgidmap, or fail
+	ModeSingle Mode = "single" // container root only, setgroups denied
+)
+
+// maxExtents is the kernel's limit on lines in uid_map/gid_map (Linux 4.15+).
+const maxExtents = 340
+
+var (
+	// ErrHelperMissing means newuidmap or newgidmap is not installed.
+	ErrHelperMissing = errors.New("newuidmap/newgidmap not found")
+	// ErrRootWithoutRange means isobox runs as real root and root has no
+	// subordinate range: mapping container root to host root is refused.
+	ErrRootWithoutRange = errors.New("running as root without a subordinate range for root")
+)
+
+// Mapping is one line of uid_map or gid_map.
+type Mapping struct {
+	ContainerID uint32
+	HostID      uint32
+	Size        uint32
+}
+
+// Caller is what Decide needs to know about the user and the host.
+type Caller struct {
+	UID, GID         uint32
+	SubUIDs, SubGIDs []Range
+	// HaveHelpers says newuidmap and newgidmap were found.
+	HaveHelpers bool
+}
+
+// Plan is the decided mapping.
+type Plan struct {
+	UIDs, GIDs []Mapping
+	// Full is true when more than one id is mapped; then setgroups stays
+	// allowed and the maps are written by newuidmap/newgidmap (or by root).
+	Full bool
+	// Fallback is set when ModeAuto could not have the full mapping; it says
+	// why, for the one warning line the CLI prints.
+	Fallback error
+}
+
+// Decide chooses the mapping for mode. It is pure.
+func Decide(mode Mode, c Caller) (Plan, error) {
+	if c.UID == 0 {
+		return decideRoot(mode, c)
+	}
+	var why error
+	switch {
+	case len(c.SubUIDs) == 0:
+		why = fmt.Errorf("%w for uid %d in /etc/subuid", ErrNoSubIDRange, c.UID)
+	case len(c.SubGIDs) == 0:
+		why = fmt.Errorf("%w for uid %d in /etc/subgid", ErrNoSubIDRange, c.UID)
+	case !c.HaveHelpers:
+		why = ErrHelperMissing
+	}
+	switch mode {
+	case ModeSingle:
+		return single(c.UID, c.GID), nil
+	case ModeFull:
+		if why != nil {
+			return Plan{}, why
+		}
+	case ModeAuto, "":
+		if why != nil {
+			p := single(c.UID, c.GID)
+			p.Fallback = why
+			return p, nil
+		}
+	default:
+		return Plan{}, fmt.Errorf("unknown mapping mode %q", mode)
+	}
+	return Plan{
+		UIDs: append([]Mapping{{0, c.UID, 1}}, stack(1, c.SubUIDs)...),
+		GIDs: append([]Mapping{{0, c.GID, 1}}, stack(1, c.SubGIDs)...),
+		Full: true,
+	}, nil
+}
+
+// decideRoot never maps container root to host root: every container id,
+// root included, comes from root's own subordinate range.
+func decideRoot(mode Mode, c Caller) (Plan, error) {
+	if len(c.SubUIDs) == 0 || len(c.SubGIDs) == 0 {
+		return Plan{}, ErrRootWithoutRange
+	}
+	switch mode {
+	case ModeSingle:
+		return Plan{
+			UIDs: []Mapping{{0, c.SubUIDs[0].Start, 1}},
+			GIDs: []Mapping{{0, c.SubGIDs[0].Start, 1}},
+		}, nil
+	case ModeAuto, ModeFull, "":
+		return Plan{UIDs: stack(0, c.SubUIDs), GIDs: stack(0, c.SubGIDs), Full: true}, nil
+	}
+	return Plan{}, fmt.Errorf("unknown mapping mode %q", mode)
+}
+
+func single(uid, gid uint32) Plan {
+	return Plan{UIDs: []Mapping{{0, uid, 1}}, GIDs: []Mapping{{0, gid, 1}}}
+}
+
+// stack lays the host ranges one after the other from container id next,
+// stopping at the kernel's extent limit and before the id space overflows.
+func stack(next uint32, ranges []Range) []Mapping {
+	var out []Mapping
+	for _, r := range ranges {
+		if len(out) == maxExtents-1 || uint64(next)+uint64(r.Count) > 0xffffffff {
+			break
+		}
+		out = append(out, Mapping{ContainerID: next, HostID: r.Start, Size: r.Count})
+		next += r.Count
+	}
+	return out
+}
+
+// Args returns the arguments for newuidmap/newgidmap: PID then triplets.
+func Args(pid int, m []Mapping) []string {
+	args := []string{strconv.Itoa(pid)}
+	for _, e := range m {
+		args = append(args,
+			strconv.FormatUint(uint64(e.ContainerID), 10),
+			strconv.FormatUint(uint64(e.HostID), 10),
+			strconv.FormatUint(uint64(e.Size), 10))
+	}
+	return args
+}
+
+// MapText returns m in the format of /proc/PID/uid_map.
+func MapText(m []Mapping) string {
+	s := ""
+	for _, e := range m {
+		s += fmt.Sprintf("%d %d %d\n", e.ContainerID, e.HostID, e.Size)
+	}
+	return s
+}
+
+// Contains reports whether container id is mapped by m.
+func Contains(m []Mapping, id uint32) bool {
+	for _, e := range m {
+		if id >= e.ContainerID && uint64(id) < uint64(e.ContainerID)+uint64(e.Size) {
+			return true
+		}
+	}
+	return false
+}
+
+// Size is the number of ids m maps.
+func Size(m []Mapping) uint64 {
+	var n uint64
+	for _, e := range m {
+		n += uint64(e.Size)
+	}
+	return n
+}

@@ -1,0 +1,96 @@
+package idmap
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+)
+
+func TestDecide(t *testing.T) {
+	sub := []Range{{100000, 65536}}
+	user := Caller{UID: 1000, GID: 1000, SubUIDs: sub, SubGIDs: sub, HaveHelpers: true}
+	full := Plan{
+		UIDs: []Mapping{{0, 1000, 1}, {1, 100000, 65536}},
+		GIDs: []Mapping{{0, 1000, 1}, {1, 100000, 65536}},
+		Full: true,
+	}
+	single := Plan{UIDs: []Mapping{{0, 1000, 1}}, GIDs: []Mapping{{0, 1000, 1}}}
+	noSub := user
+	noSub.SubUIDs = nil
+	noHelpers := user
+	noHelpers.HaveHelpers = false
+	root := Caller{UID: 0, GID: 0, SubUIDs: sub, SubGIDs: sub, HaveHelpers: true}
+
+	for _, tc := range []struct {
+		name     string
+		mode     Mode
+		c        Caller
+		want     Plan
+		err      error
+		fallback error
+	}{
+		{"auto with ranges is full", ModeAuto, user, full, nil, nil},
+		{"full with ranges", ModeFull, user, full, nil, nil},
+		{"single", ModeSingle, user, single, nil, nil},
+		{"auto without range falls back", ModeAuto, noSub, single, nil, ErrNoSubIDRange},
+		{"auto without helpers falls back", ModeAuto, noHelpers, single, nil, ErrHelperMissing},
+		{"full without range fails", ModeFull, noSub, Plan{}, ErrNoSubIDRange, nil},
+		{"full without helpers fails", ModeFull, noHelpers, Plan{}, ErrHelperMissing, nil},
+		{"root maps only its range", ModeAuto, root, Plan{
+			UIDs: []Mapping{{0, 100000, 65536}}, GIDs: []Mapping{{0, 100000, 65536}}, Full: true}, nil, nil},
+		{"root single is still not host root", ModeSingle, root, Plan{
+			UIDs: []Mapping{{0, 100000, 1}}, GIDs: []Mapping{{0, 100000, 1}}}, nil, nil},
+		{"root without range refused", ModeAuto, Caller{}, Plan{}, ErrRootWithoutRange, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Decide(tc.mode, tc.c)
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("err %v, want %v", err, tc.err)
+			}
+			if !errors.Is(got.Fallback, tc.fallback) {
+				t.Fatalf("fallback %v, want %v", got.Fallback, tc.fallback)
+			}
+			got.Fallback = nil
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %+v want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDecideStacksSeveralRanges(t *testing.T) {
+	c := Caller{UID: 1000, GID: 1000, HaveHelpers: true,
+		SubUIDs: []Range{{100000, 10}, {300000, 5}}, SubGIDs: []Range{{100000, 10}}}
+	p, err := Decide(ModeFull, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Mapping{{0, 1000, 1}, {1, 100000, 10}, {11, 300000, 5}}
+	if !reflect.DeepEqual(p.UIDs, want) {
+		t.Fatalf("got %v", p.UIDs)
+	}
+	if !Contains(p.UIDs, 15) || Contains(p.UIDs, 16) || Size(p.UIDs) != 16 {
+		t.Fatalf("Contains/Size wrong for %v", p.UIDs)
+	}
+}
+
+func TestStackStopsAtKernelExtentLimit(t *testing.T) {
+	var many []Range
+	for i := 0; i < 400; i++ {
+		many = append(many, Range{Start: uint32(100000 + i*10), Count: 10})
+	}
+	p, _ := Decide(ModeFull, Caller{UID: 1, GID: 1, SubUIDs: many, SubGIDs: many, HaveHelpers: true})
+	if len(p.UIDs) != maxExtents {
+		t.Fatalf("%d extents, want %d", len(p.UIDs), maxExtents)
+	}
+}
+
+func TestArgsAndMapText(t *testing.T) {
+	m := []Mapping{{0, 1000, 1}, {1, 100000, 65536}}
+	if got := Args(42, m); !reflect.DeepEqual(got, []string{"42", "0", "1000", "1", "1", "100000", "65536"}) {
+		t.Fatalf("Args: %v", got)
+	}
+	if got := MapText(m); got != "0 1000 1\n1 100000 65536\n" {
+		t.Fatalf("MapText: %q", got)
+	}
+}

@@ -1,0 +1,219 @@
+package rootfs
+
+import (
+	"errors"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// Spec says how to prepare a root filesystem.
+type Spec struct {
+	// Root is the host path of the rootfs directory, absolute and clean. The
+	// user chose it and it is trusted; what is inside it is not.
+	Root string
+	// TTYGroup is set when gid 5 (tty) is mapped, so devpts can give new
+	// terminals that group as Docker does; an unmapped gid makes the mount
+	// fail with EINVAL.
+	TTYGroup bool
+}
+
+// hostDevices are bound from the host's /dev: a user namespace may not
+// create device nodes (mknod needs CAP_MKNOD in the initial namespace).
+var hostDevices = []string{"null", "zero", "full", "random", "urandom", "tty"}
+
+// MaskedPaths are hidden from the container, as runc does by default: files
+// get /dev/null bound over them, directories an empty read-only tmpfs.
+var MaskedPaths = []string{
+	"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+	"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+	"/sys/firmware", "/sys/devices/virtual/powercap",
+}
+
+// ReadonlyPaths are bound read-only, as runc does by default.
+var ReadonlyPaths = []string{
+	"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+}
+
+// Prepare mounts the container's filesystems under s.Root and makes it the
+// root of the calling process's mount namespace with pivot_root. It must run
+// in a mount namespace of its own (see the package doc); on return the
+// working directory is "/" of the new root.
+func Prepare(s Spec) error {
+	// Nothing done below may propagate back to the host's mounts.
+	if err := mount("", "/", "", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return err
+	}
+	// pivot_root needs the new root to be a mount point: bind it onto itself.
+	if err := mount(s.Root, s.Root, "", "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	r, err := openRoot(s.Root) // opened after the bind: the fd is on the new mount
+	if err != nil {
+		return err
+	}
+	defer r.close()
+	for _, step := range []func(*root, Spec) error{mountProc, mountSys, mountDev, maskPaths} {
+		if err := step(r, s); err != nil {
+			return err
+		}
+	}
+	return pivot(r)
+}
+
+// mountAt mounts onto unsafePath, resolved inside the root and created if
+// missing, through its descriptor.
+func (r *root) mountAt(unsafePath string, dir bool, source, fstype string, flags uintptr, data string) error {
+	fd, err := r.mountPoint(unsafePath, dir, 0o755)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return mount(source, fdPath(fd), r.display(unsafePath), fstype, flags, data)
+}
+
+func mountProc(r *root, _ Spec) error {
+	err := r.mountAt("/proc", true, "proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+		// Inside another container the host's masks over /proc make a new
+		// proc mount fail (the kernel wants a fully visible proc first); a
+		// recursive bind keeps the masks. It shows the outer PID namespace.
+		return r.mountAt("/proc", true, "/proc", "", unix.MS_BIND|unix.MS_REC, "")
+	}
+	return err
+}
+
+func mountSys(r *root, _ Spec) error {
+	const flags = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_RDONLY
+	err := r.mountAt("/sys", true, "sysfs", "sysfs", flags, "")
+	if !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.EACCES) {
+		return err
+	}
+	// sysfs needs a network namespace owned by our user namespace; without
+	// one (--net host) bind the host's and make it read-only.
+	if err := r.mountAt("/sys", true, "/sys", "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	return r.remountReadonly("/sys")
+}
+
+func mountDev(r *root, s Spec) error {
+	if err := r.mountAt("/dev", true, "tmpfs", "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
+		return err
+	}
+	// Everything below is created in the fresh tmpfs, which the rootfs
+	// cannot have planted anything in.
+	for _, name := range hostDevices {
+		if err := r.mountAt("/dev/"+name, false, "/dev/"+name, "", unix.MS_BIND, ""); err != nil {
+			return err
+		}
+	}
+	ptsData := "newinstance,ptmxmode=0666,mode=0620"
+	if s.TTYGroup {
+		ptsData += ",gid=5"
+	}
+	mounts := []struct {
+		path, fstype string
+		flags        uintptr
+		data         string
+	}{
+		{"/dev/pts", "devpts", unix.MS_NOSUID | unix.MS_NOEXEC, ptsData},
+		{"/dev/shm", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, "mode=1777,size=65536k"},
+		{"/dev/mqueue", "mqueue", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
+	}
+	for _, m := range mounts {
+		if err := r.mountAt(m.path, true, m.fstype, m.fstype, m.flags, m.data); err != nil {
+			return err
+		}
+	}
+	dev, err := r.open("/dev", unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dev)
+	for _, l := range [][2]string{
+		{"pts/ptmx", "ptmx"}, {"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"},
+		{"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}, {"/proc/kcore", "core"},
+	} {
+		if err := unix.Symlinkat(l[0], dev, l[1]); err != nil {
+			return &os.PathError{Op: "symlinkat", Path: r.display("/dev/" + l[1]), Err: err}
+		}
+	}
+	return nil
+}
+
+func maskPaths(r *root, _ Spec) error {
+	for _, p := range MaskedPaths {
+		fd, err := r.open(p, unix.O_PATH|unix.O_NOFOLLOW)
+		if errors.Is(err, unix.ENOENT) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		err = unix.Fstat(fd, &st)
+		if err == nil {
+			if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+				err = mount("tmpfs", fdPath(fd), r.display(p), "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=0")
+			} else {
+				err = mount("/dev/null", fdPath(fd), r.display(p), "", unix.MS_BIND, "")
+			}
+		}
+		unix.Close(fd)
+		if err != nil {
+			return err
+		}
+	}
+	for _, p := range ReadonlyPaths {
+		if err := r.remountReadonly(p); err != nil && !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+	}
+	return nil
+}
+
+// remountReadonly binds unsafePath onto itself and makes the bind read-only,
+// keeping the flags the kernel has locked on it.
+func (r *root) remountReadonly(unsafePath string) error {
+	fd, err := r.open(unsafePath, unix.O_PATH|unix.O_NOFOLLOW)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	p := fdPath(fd)
+	if err := mount(p, p, r.display(unsafePath), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	// Reopen: the old descriptor is under the new bind, not on it.
+	fd2, err := r.open(unsafePath, unix.O_PATH|unix.O_NOFOLLOW)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd2)
+	p = fdPath(fd2)
+	locked, err := lockedFlags(p)
+	if err != nil {
+		return err
+	}
+	return mount("", p, r.display(unsafePath), "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|locked, "")
+}
+
+// pivot makes the root the process's "/" and detaches the old root. With
+// pivot_root(".", ".") the old root is stacked under the new one and
+// unmounted at once, so no put_old directory is needed (pivot_root(2)).
+func pivot(r *root) error {
+	if err := unix.Fchdir(r.fd); err != nil {
+		return &os.PathError{Op: "fchdir", Path: r.host, Err: err}
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return &os.PathError{Op: "pivot_root", Path: r.host, Err: err}
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return &os.PathError{Op: "umount2", Path: "old root", Err: err}
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return &os.PathError{Op: "chdir", Path: "/", Err: err}
+	}
+	return nil
+}

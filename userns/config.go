@@ -1,0 +1,50 @@
+package userns
+
+// Net is the network mode of a container.
+type Net string
+
+const (
+	NetNone Net = "none" // a network namespace of its own with only lo, up
+	NetHost Net = "host" // the caller's network namespace
+)
+
+// TimeOffsets are the time namespace's offsets, in seconds.
+type TimeOffsets struct {
+	Monotonic int64 `json:"monotonic,omitempty"`
+	Boottime  int64 `json:"boottime,omitempty"`
+}
+
+// Config is everything init needs to start the container. The parent fills
+// it in on the host and sends it to init before init exists.
+type Config struct {
+	Rootfs   string   `json:"rootfs"` // absolute host path
+	Args     []string `json:"args"`
+	Env      []string `json:"env"`
+	Workdir  string   `json:"workdir"`
+	UID      uint32   `json:"uid"`
+	GID      uint32   `json:"gid"`
+	Hostname string   `json:"hostname"`
+	Net      Net      `json:"net"`
+	TTY      bool     `json:"tty,omitempty"`
+	// Rows and Cols are the caller's window size for the new terminal.
+	Rows   uint16 `json:"rows,omitempty"`
+	Cols   uint16 `json:"cols,omitempty"`
+	NoInit bool   `json:"noInit,omitempty"`
+	// SetGroups is false when only one id is mapped: setgroups(2) is denied
+	// in the namespace and must not be called.
+	SetGroups bool `json:"setGroups,omitempty"`
+	// TTYGroup: gid 5 is mapped, devpts may use it.
+	TTYGroup bool   `json:"ttyGroup,omitempty"`
+	LogLevel string `json:"logLevel,omitempty"`
+}
+
+// HolderConfig is what the holder needs, sent with MsgMapsWritten.
+type HolderConfig struct {
+	Cloneflags uintptr     `json:"cloneflags"`
+	Time       bool        `json:"time,omitempty"` // create a time namespace for init
+	Offsets    TimeOffsets `json:"offsets,omitempty"`
+	LogLevel   string      `json:"logLevel,omitempty"`
+	// Exec is set for `isobox unshare`: the holder execs this host command
+	// instead of starting init.
+	Exec []string `json:"exec,omitempty"`
+}

@@ -1,0 +1,156 @@
+package userns
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// holderMain is stage 1. The kernel created it in a new user namespace and
+// a new mount namespace, with no maps yet. It says it is ready, waits for
+// the parent to write the maps, then, as root of the namespace, clones init
+// with the nested namespaces, so the user namespace owns all of them. It
+// stays as init's parent to report init's wait status, and its PID is the
+// one network helpers can nsenter (it has a mount namespace of its own).
+func holderMain() error {
+	ch := newChannel(fdChannel, "parent")
+	parent := os.Getppid()
+	if err := ch.send(Message{Kind: MsgReady}); err != nil {
+		return err
+	}
+	m, _, err := ch.expect(MsgMapsWritten)
+	if err != nil {
+		return err
+	}
+	hc := m.Holder
+	if hc == nil {
+		return errors.New("protocol: maps-written without holder config")
+	}
+
+	// Init's Pdeathsig fires when the thread that cloned it exits, and the
+	// time namespace set by unshare(CLONE_NEWTIME) is inherited from the
+	// calling thread only: both need init cloned from this very thread.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := setParentDeathSignal(parent); err != nil {
+		return ch.fail(125, err)
+	}
+	if hc.Time {
+		if err := unshareTime(hc.Offsets); err != nil {
+			return ch.fail(125, err)
+		}
+	}
+
+	initChannel := os.NewFile(fdInitChannel, "init channel")
+	cmd := &exec.Cmd{
+		Path:       selfExe,
+		Args:       []string{stageInit},
+		Env:        []string{},
+		Stdin:      os.Stdin,
+		Stdout:     os.Stdout,
+		Stderr:     os.Stderr,
+		ExtraFiles: []*os.File{initChannel},
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: hc.Cloneflags,
+			// A session of its own: no controlling terminal, so neither
+			// TIOCSTI nor the caller's job control reaches the container.
+			Setsid:    true,
+			Pdeathsig: syscall.SIGKILL,
+		},
+	}
+	if err := cmd.Start(); err != nil {
+		return ch.fail(125, fmt.Errorf("start init with namespaces %s: %w", CloneflagString(hc.Cloneflags), err))
+	}
+	initChannel.Close()
+	if err := ch.send(Message{Kind: MsgInitStarted, Pid: cmd.Process.Pid}); err != nil {
+		cmd.Process.Kill()
+	}
+	cmd.Wait()
+	ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	exit := Message{Kind: MsgExit, Code: ws.ExitStatus()}
+	if ws.Signaled() {
+		exit.Signal = int(ws.Signal())
+	}
+	return ch.send(exit)
+}
+
+// setParentDeathSignal sets SIGKILL on the runner's death again. The first
+// one, set by the clone, is cleared by any credential change; the maps were
+// just written, and nothing must be left running if the runner died meanwhile.
+func setParentDeathSignal(parent int) error {
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_PDEATHSIG): %w", err)
+	}
+	if os.Getppid() != parent {
+		return errors.New("the runner exited during start-up")
+	}
+	return nil
+}
+
+// unshareTime gives the children of the calling thread a new time namespace
+// with offsets. The offsets can only be written before any process has
+// entered the namespace, which is why this is done here, before init is
+// cloned, and not with CLONE_NEWTIME in init's clone flags.
+func unshareTime(o TimeOffsets) error {
+	if err := unix.Unshare(unix.CLONE_NEWTIME); err != nil {
+		return fmt.Errorf("unshare(CLONE_NEWTIME): %w", err)
+	}
+	if o == (TimeOffsets{}) {
+		return nil
+	}
+	// The file is the thread-group leader's: see the init in stages.go.
+	const p = "/proc/self/timens_offsets"
+	text := "monotonic " + strconv.FormatInt(o.Monotonic, 10) + " 0\n" +
+		"boottime " + strconv.FormatInt(o.Boottime, 10) + " 0\n"
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.Write([]byte(text)); err != nil {
+		return fmt.Errorf("write %s: %w (offsets %+v)", p, err, o)
+	}
+	return nil
+}
+
+// reported is an error a stage already sent to the parent: the stage exits
+// with its code and prints nothing.
+type reported struct{ code int }
+
+func (r *reported) Error() string { return "reported to the parent" }
+
+// fail reports err to the parent with the exit code the runner should use.
+func (c *channel) fail(code int, err error) error {
+	if serr := c.send(Message{Kind: MsgError, Code: code, Error: err.Error()}); serr != nil {
+		return err // the parent is gone; MaybeRunStage prints it
+	}
+	return &reported{code}
+}
+
+// CloneflagString renders clone flags by name, for errors and debug logs.
+func CloneflagString(f uintptr) string {
+	names := []struct {
+		f uintptr
+		n string
+	}{
+		{unix.CLONE_NEWUSER, "user"}, {unix.CLONE_NEWNS, "mnt"}, {unix.CLONE_NEWPID, "pid"},
+		{unix.CLONE_NEWUTS, "uts"}, {unix.CLONE_NEWIPC, "ipc"}, {unix.CLONE_NEWNET, "net"},
+		{unix.CLONE_NEWCGROUP, "cgroup"}, {unix.CLONE_NEWTIME, "time"},
+	}
+	s := ""
+	for _, n := range names {
+		if f&n.f != 0 {
+			if s != "" {
+				s += ","
+			}
+			s += n.n
+		}
+	}
+	return s
+}

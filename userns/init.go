@@ -1,0 +1,242 @@
+package userns
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/isobox/isobox/rootfs"
+	"github.com/isobox/isobox/slirp"
+)
+
+// Exit statuses for failures before the command runs (podman's convention).
+const (
+	ExitSetup       = 125 // isobox itself failed
+	ExitCannotExec  = 126 // the command exists but cannot be executed
+	ExitNotFound    = 127 // the command was not found
+	exitSignalShift = 128 // a command killed by signal N exits 128+N
+)
+
+// initMain is stage 2: PID 1 of the new PID namespace, root of the user
+// namespace, alone in new mount, UTS, IPC, network and cgroup namespaces
+// (and time, from the holder). It prepares the root filesystem, waits for
+// the parent to configure the network, then runs the command: as its child,
+// forwarding signals and reaping zombies, or (--no-init) by exec.
+func initMain() error {
+	ch := newChannel(fdChannel, "parent")
+	m, _, err := ch.expect(MsgConfig)
+	if err != nil {
+		return err
+	}
+	c := m.Config
+	if c == nil {
+		return errors.New("protocol: config message without config")
+	}
+	if err := setupContainer(c); err != nil {
+		return ch.fail(ExitSetup, err)
+	}
+	if err := ch.send(Message{Kind: MsgNamespacesReady}); err != nil {
+		return err
+	}
+	if _, _, err := ch.expect(MsgNetworkReady); err != nil {
+		return err
+	}
+	argv0, err := lookPath(c.Args[0], c.Env)
+	if err != nil {
+		return ch.fail(ExitNotFound, err)
+	}
+	if c.NoInit {
+		return execCommand(ch, c, argv0)
+	}
+	return superviseCommand(ch, c, argv0)
+}
+
+func setupContainer(c *Config) error {
+	unix.Umask(0o022)
+	if err := unix.Sethostname([]byte(c.Hostname)); err != nil {
+		return fmt.Errorf("sethostname %q: %w", c.Hostname, err)
+	}
+	if c.Net == NetNone {
+		if err := slirp.LoopbackUp(); err != nil {
+			return err
+		}
+	}
+	return rootfs.Prepare(rootfs.Spec{Root: c.Rootfs, TTYGroup: c.TTYGroup})
+}
+
+// lookPath finds the command in the container's PATH, after pivot_root.
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	pathEnv := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathEnv = v
+		}
+	}
+	for _, dir := range strings.Split(pathEnv, ":") {
+		if dir == "" {
+			dir = "."
+		}
+		p := path.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: executable file not found in $PATH", name)
+}
+
+// execError maps a failed execve to podman's exit statuses.
+func execError(name string, err error) (int, error) {
+	if errors.Is(err, unix.ENOENT) {
+		return ExitNotFound, fmt.Errorf("%s: no such file or directory", name)
+	}
+	return ExitCannotExec, fmt.Errorf("%s: %w", name, err)
+}
+
+func credential(c *Config) *syscall.Credential {
+	return &syscall.Credential{Uid: c.UID, Gid: c.GID, NoSetGroups: !c.SetGroups}
+}
+
+// forwarded are the signals init passes on to the command. The kernel
+// delivers to a namespace's PID 1 only the signals it handles, so without
+// this SIGTERM would never reach a command that relies on the default action.
+var forwarded = []os.Signal{
+	unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2,
+	unix.SIGALRM, unix.SIGWINCH, unix.SIGCONT, unix.SIGPIPE,
+}
+
+// superviseCommand forks the command, forwards signals to it, reaps every
+// process that ends up as init's child, and exits with the command's status
+// once it is gone (the kernel then kills whatever else is left in the PID
+// namespace).
+func superviseCommand(ch *channel, c *Config, argv0 string) error {
+	sigc := make(chan os.Signal, 128)
+	signal.Notify(sigc, append(forwarded, unix.SIGCHLD)...)
+
+	files := []uintptr{0, 1, 2}
+	var pty *ptyPair
+	if c.TTY {
+		var err error
+		if pty, err = openPTY(c); err != nil {
+			return ch.fail(ExitSetup, err)
+		}
+		files = []uintptr{uintptr(pty.slave), uintptr(pty.slave), uintptr(pty.slave)}
+	}
+	pid, err := syscall.ForkExec(argv0, c.Args, &syscall.ProcAttr{
+		Dir:   c.Workdir,
+		Env:   c.Env,
+		Files: files,
+		Sys: &syscall.SysProcAttr{
+			Setsid:     true,
+			Setctty:    c.TTY,
+			Ctty:       0,
+			Credential: credential(c),
+		},
+	})
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) && c.Workdir != "" {
+			if _, serr := os.Stat(c.Workdir); serr != nil {
+				return ch.fail(ExitCannotExec, fmt.Errorf("workdir %s: %w", c.Workdir, serr))
+			}
+		}
+		code, err := execError(c.Args[0], err)
+		return ch.fail(code, err)
+	}
+	var sendErr error
+	if pty != nil {
+		sendErr = ch.send(Message{Kind: MsgStarted, Pid: pid}, pty.master)
+		pty.close()
+	} else {
+		sendErr = ch.send(Message{Kind: MsgStarted, Pid: pid})
+	}
+	if sendErr != nil {
+		unix.Kill(pid, unix.SIGKILL)
+	}
+	ch.Close()
+
+	for s := range sigc {
+		if s != unix.SIGCHLD {
+			unix.Kill(pid, s.(syscall.Signal))
+			continue
+		}
+		for {
+			var ws unix.WaitStatus
+			wpid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+			if err == unix.EINTR {
+				continue
+			}
+			if wpid <= 0 {
+				break
+			}
+			if wpid == pid {
+				os.Exit(statusCode(ws))
+			}
+		}
+	}
+	return nil
+}
+
+func statusCode(ws unix.WaitStatus) int {
+	if ws.Signaled() {
+		return exitSignalShift + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}
+
+// execCommand makes the command PID 1 itself (--no-init), as the seed's
+// `exec /bin/sh` does. It returns only on failure.
+func execCommand(ch *channel, c *Config, argv0 string) error {
+	// PR_SET_PDEATHSIG belongs to the thread that calls execve; the
+	// credential change below clears it, so it is set again on this thread.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
+	var ptyMaster []int
+	if c.TTY {
+		pty, err := openPTY(c)
+		if err != nil {
+			return ch.fail(ExitSetup, err)
+		}
+		if err := pty.becomeControllingTerminal(); err != nil {
+			return ch.fail(ExitSetup, err)
+		}
+		ptyMaster = []int{pty.master}
+	}
+	if c.SetGroups {
+		if err := syscall.Setgroups(nil); err != nil {
+			return ch.fail(ExitSetup, fmt.Errorf("setgroups: %w", err))
+		}
+	}
+	if err := syscall.Setgid(int(c.GID)); err != nil {
+		return ch.fail(ExitSetup, fmt.Errorf("setgid %d: %w", c.GID, err))
+	}
+	if err := syscall.Setuid(int(c.UID)); err != nil {
+		return ch.fail(ExitSetup, fmt.Errorf("setuid %d: %w", c.UID, err))
+	}
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return ch.fail(ExitSetup, fmt.Errorf("prctl(PR_SET_PDEATHSIG): %w", err))
+	}
+	if c.Workdir != "" {
+		if err := unix.Chdir(c.Workdir); err != nil {
+			return ch.fail(ExitCannotExec, &os.PathError{Op: "chdir", Path: c.Workdir, Err: err})
+		}
+	}
+	if err := ch.send(Message{Kind: MsgExecing, Pid: 1}, ptyMaster...); err != nil {
+		return err
+	}
+	for _, fd := range ptyMaster {
+		unix.Close(fd)
+	}
+	err := unix.Exec(argv0, c.Args, c.Env)
+	code, err := execError(c.Args[0], err)
+	return ch.fail(code, err)
+}

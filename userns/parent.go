@@ -1,0 +1,368 @@
+package userns
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/isobox/isobox/idmap"
+)
+
+// Options is a container to run.
+type Options struct {
+	Config
+	Map         idmap.Mode
+	TimeOffsets TimeOffsets
+	Logger      *slog.Logger
+}
+
+// Error is a failure of isobox itself, with the runner's exit status.
+type Error struct {
+	Code int
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+func (e *Error) ExitCode() int { return e.Code }
+
+func setupError(err error) error { return &Error{Code: ExitSetup, Err: err} }
+
+// runnerSignals are passed from the runner to the container's PID 1.
+var runnerSignals = []os.Signal{
+	unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH,
+}
+
+// Run starts the container and waits for it. It returns the command's exit
+// status (128+N for a signal), or an error whose ExitCode says 125, 126 or
+// 127 when the command never ran.
+func Run(o Options) (int, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("stage", "parent")
+	if len(o.Args) == 0 {
+		return 0, setupError(errors.New("no command"))
+	}
+	plan, err := PlanMapping(o.Map)
+	if err != nil {
+		return 0, setupError(err)
+	}
+	if plan.Fallback != nil {
+		log.Warn("mapping only root to the caller: " + plan.Fallback.Error())
+	}
+	if o.UID != 0 && !idmap.Contains(plan.UIDs, o.UID) {
+		return 0, setupError(fmt.Errorf("--user: uid %d is not mapped in the container (%d ids mapped)", o.UID, idmap.Size(plan.UIDs)))
+	}
+	if o.GID != 0 && !idmap.Contains(plan.GIDs, o.GID) {
+		return 0, setupError(fmt.Errorf("--user: gid %d is not mapped in the container (%d ids mapped)", o.GID, idmap.Size(plan.GIDs)))
+	}
+	cfg := o.Config
+	cfg.SetGroups = plan.Full
+	cfg.TTYGroup = idmap.Contains(plan.GIDs, 5)
+
+	var term *terminal
+	if cfg.TTY {
+		term = newTerminal(os.Stdin, os.Stdout)
+		cfg.Rows, cfg.Cols = term.size()
+	}
+
+	flags := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWCGROUP)
+	if cfg.Net != NetHost {
+		flags |= unix.CLONE_NEWNET
+	}
+	hc := &HolderConfig{Cloneflags: flags, Offsets: o.TimeOffsets, Time: HaveTimeNamespace()}
+	if !hc.Time && o.TimeOffsets != (TimeOffsets{}) {
+		return 0, setupError(errors.New("--time-offset: this kernel has no time namespaces (Linux 5.6+)"))
+	}
+
+	// init's channel: the config is queued in the socket before init
+	// exists, so it costs no round trip.
+	initParent, initChild, err := channelPair("init")
+	if err != nil {
+		return 0, setupError(err)
+	}
+	initCh := &channel{f: initParent, name: "init"}
+	defer initCh.Close()
+	if err := initCh.send(Message{Kind: MsgConfig, Config: &cfg}); err != nil {
+		initChild.Close()
+		return 0, setupError(err)
+	}
+
+	sigc := make(chan os.Signal, 32)
+	signal.Notify(sigc, runnerSignals...)
+	defer signal.Stop(sigc)
+
+	h, err := startHolder(stageHolder, []string{}, initChild)
+	initChild.Close()
+	if err != nil {
+		return 0, setupError(err)
+	}
+	defer h.kill()
+
+	// Until the container's PID 1 exists, a signal aborts the start; after,
+	// it is passed on to PID 1.
+	var initPid atomic.Int64
+	var aborted atomic.Int32
+	go func() {
+		for s := range sigc {
+			sig := s.(syscall.Signal)
+			switch pid := int(initPid.Load()); {
+			case sig == unix.SIGWINCH:
+				if term != nil {
+					term.resize()
+				}
+			case pid == 0:
+				aborted.Store(int32(sig))
+				h.kill()
+			default:
+				unix.Kill(pid, sig)
+			}
+		}
+	}()
+	abortedCode := func(err error) (int, error) {
+		if s := aborted.Load(); s != 0 {
+			return exitSignalShift + int(s), nil
+		}
+		return 0, err
+	}
+
+	if _, _, err := h.ch.expect(MsgReady); err != nil {
+		return abortedCode(setupError(err))
+	}
+	log.Debug("holder ready", "pid", h.cmd.Process.Pid)
+	if err := idmap.Apply(h.cmd.Process.Pid, plan); err != nil {
+		return abortedCode(setupError(fmt.Errorf("write id maps: %w", err)))
+	}
+	log.Debug("maps written", "uid_map", strings.ReplaceAll(strings.TrimSpace(idmap.MapText(plan.UIDs)), "\n", "; "))
+	if err := h.ch.send(Message{Kind: MsgMapsWritten, Holder: hc}); err != nil {
+		return abortedCode(setupError(err))
+	}
+	m, _, err := h.ch.expect(MsgInitStarted)
+	if err != nil {
+		return abortedCode(stageError(err))
+	}
+	h.initPid = m.Pid // init's PID on the host: where signals are sent
+	log.Debug("init started", "pid", m.Pid, "namespaces", CloneflagString(flags))
+	if _, _, err := initCh.expect(MsgNamespacesReady); err != nil {
+		return abortedCode(stageError(err))
+	}
+	// With --net none and host there is nothing to configure from outside.
+	if err := initCh.send(Message{Kind: MsgNetworkReady}); err != nil {
+		return abortedCode(setupError(err))
+	}
+	m, fds, err := initCh.expect(MsgStarted, MsgExecing)
+	if err != nil {
+		return abortedCode(stageError(err))
+	}
+	if m.Kind == MsgExecing {
+		// The channel is close-on-exec: a hang-up means the exec worked.
+		if _, _, err := initCh.expect(); !errors.Is(err, errHungUp) {
+			closeAll(fds)
+			return abortedCode(stageError(err))
+		}
+	}
+	initPid.Store(int64(h.initPid))
+	if s := aborted.Load(); s != 0 {
+		return exitSignalShift + int(s), nil
+	}
+	log.Debug("command started", "kind", m.Kind)
+
+	var copied <-chan struct{}
+	if term != nil && len(fds) == 1 {
+		master := os.NewFile(uintptr(fds[0]), "pty master")
+		defer master.Close()
+		restore := term.attach(master)
+		defer restore()
+		copied = term.copyOut(master)
+	} else {
+		closeAll(fds)
+	}
+
+	m, _, err = h.ch.expect(MsgExit)
+	if err != nil {
+		return 0, setupError(fmt.Errorf("wait for the container: %w", err))
+	}
+	if copied != nil {
+		<-copied
+	}
+	h.wait()
+	if m.Signal != 0 {
+		return exitSignalShift + m.Signal, nil
+	}
+	return m.Code, nil
+}
+
+// stageError keeps a stage's own exit code, else makes err a setup error.
+func stageError(err error) error {
+	var se *StageError
+	if errors.As(err, &se) {
+		return &Error{Code: se.Code, Err: se}
+	}
+	return setupError(err)
+}
+
+// holder is the running stage 1 and its channel.
+type holder struct {
+	cmd     *exec.Cmd
+	ch      *channel
+	done    chan struct{}
+	initPid int
+	killed  atomic.Bool
+}
+
+// startHolder starts stage in a new user and mount namespace. The thread
+// that forks it stays locked and alive until the holder is reaped: the
+// holder's parent-death signal fires when that thread exits.
+func startHolder(stage string, env []string, extra ...*os.File) (*holder, error) {
+	parentEnd, childEnd, err := channelPair("holder")
+	if err != nil {
+		return nil, err
+	}
+	defer childEnd.Close()
+	h := &holder{
+		ch:   &channel{f: parentEnd, name: "holder"},
+		done: make(chan struct{}),
+	}
+	h.cmd = &exec.Cmd{
+		Path:       selfExe,
+		Args:       []string{stage},
+		Env:        env,
+		Stdin:      os.Stdin,
+		Stdout:     os.Stdout,
+		Stderr:     os.Stderr,
+		ExtraFiles: append([]*os.File{childEnd}, extra...),
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS,
+			Pdeathsig:  syscall.SIGKILL,
+			// Capabilities in a new user namespace are lost at execve while
+			// the namespace has no maps yet (the uid is not 0 there). Raised
+			// as ambient before the exec, they survive it, so the holder
+			// can nest namespaces without exec'ing itself a second time.
+			AmbientCaps: boundingCaps(),
+		},
+	}
+	if stage == stageHolder {
+		h.cmd.SysProcAttr.Setsid = true
+	}
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // Pdeathsig: see above
+		defer runtime.UnlockOSThread()
+		if err := h.cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		h.cmd.Wait()
+		close(h.done)
+	}()
+	if err := <-started; err != nil {
+		parentEnd.Close()
+		return nil, fmt.Errorf("start %s in a new user namespace: %w%s", stage, err, userNSHint(err))
+	}
+	return h, nil
+}
+
+func (h *holder) kill() {
+	select {
+	case <-h.done:
+		return
+	default:
+	}
+	if h.killed.CompareAndSwap(false, true) {
+		h.cmd.Process.Kill()
+	}
+	<-h.done
+	h.ch.Close()
+}
+
+func (h *holder) wait() {
+	<-h.done
+	h.ch.Close()
+}
+
+// userNSHint explains the usual reasons a user namespace cannot be made.
+func userNSHint(err error) string {
+	if !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.ENOSPC) {
+		return ""
+	}
+	return " (user namespaces are disabled or restricted on this host: run `isobox check`)"
+}
+
+// boundingCaps lists the capabilities in this process's bounding set: the
+// only ones a child may raise as ambient.
+func boundingCaps() []uintptr {
+	last := 40
+	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			last = n
+		}
+	}
+	var caps []uintptr
+	for c := 0; c <= last; c++ {
+		if ok, _ := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); ok == 1 {
+			caps = append(caps, uintptr(c))
+		}
+	}
+	return caps
+}
+
+// HaveTimeNamespace reports whether the kernel has time namespaces.
+func HaveTimeNamespace() bool {
+	_, err := os.Lstat("/proc/self/ns/time")
+	return err == nil
+}
+
+// PlanMapping reads the caller's subordinate ranges and decides the mapping.
+func PlanMapping(mode idmap.Mode) (idmap.Plan, error) {
+	c, err := CurrentCaller()
+	if err != nil {
+		return idmap.Plan{}, err
+	}
+	return idmap.Decide(mode, c)
+}
+
+// CurrentCaller describes the calling user for idmap.Decide.
+func CurrentCaller() (idmap.Caller, error) {
+	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
+	name := userName(uid)
+	subu, err := idmap.LoadRanges("/etc/subuid", name, uid)
+	if err != nil {
+		return idmap.Caller{}, err
+	}
+	subg, err := idmap.LoadRanges("/etc/subgid", name, uid)
+	if err != nil {
+		return idmap.Caller{}, err
+	}
+	return idmap.Caller{UID: uid, GID: gid, SubUIDs: subu, SubGIDs: subg, HaveHelpers: idmap.HaveHelpers()}, nil
+}
+
+// userName looks the uid up in /etc/passwd: newuidmap matches subordinate
+// ranges by name as well as by number. os/user is avoided because with cgo
+// it may consult NSS modules that are not there in a static build.
+func userName(uid uint32) string {
+	b, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		return ""
+	}
+	want := strconv.FormatUint(uint64(uid), 10)
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) > 2 && f[2] == want {
+			return f[0]
+		}
+	}
+	return ""
+}

@@ -1,0 +1,80 @@
+package userns
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+)
+
+// The binary's internal entry points. Each stage is the same isobox binary
+// re-executed through /proc/self/exe with argv[0] set to its name, so the
+// kernel has created its namespaces before any Go code runs in it. This
+// table is the only place they are listed; main dispatches to them before
+// parsing flags.
+const (
+	// stageHolder: a new user and mount namespace, waiting for its maps;
+	// then the parent of init, and the process whose mount namespace and
+	// PID network helpers can nsenter.
+	stageHolder = "isobox:holder"
+	// stageInit: PID 1 of the container, in the nested namespaces.
+	stageInit = "isobox:init"
+	// stageUnshare: `isobox unshare`: a user namespace with the container's
+	// mapping around a host command.
+	stageUnshare = "isobox:unshare"
+	// stageProbe: `isobox check` starts it in new namespaces to see what
+	// an unprivileged user may do there (create them, mount overlayfs).
+	stageProbe = "isobox:probe"
+)
+
+var stages = map[string]func() error{
+	stageHolder:  holderMain,
+	stageInit:    initMain,
+	stageUnshare: unshareMain,
+	stageProbe:   probeMain,
+}
+
+// MaybeRunStage runs the stage named by argv[0] and exits; it returns
+// without doing anything when argv[0] names no stage (a user's command).
+// Stages report errors to the parent over their channel; what is printed
+// here is the last resort when that channel is gone.
+func MaybeRunStage() {
+	run, ok := stages[os.Args[0]]
+	if !ok {
+		return
+	}
+	if err := CloseExecFrom3(); err != nil {
+		fmt.Fprintf(os.Stderr, "isobox: %s: mark descriptors close-on-exec: %v\n", os.Args[0], err)
+		os.Exit(125)
+	}
+	err := run()
+	var rep *reported
+	if errors.As(err, &rep) {
+		os.Exit(rep.code)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "isobox: %s: %v\n", os.Args[0], err)
+		os.Exit(125)
+	}
+	os.Exit(0)
+}
+
+func init() {
+	// The holder unshares the time namespace and writes its offsets to
+	// /proc/self/timens_offsets, which belongs to the thread-group leader
+	// (there is no per-thread file). Keeping the holder's main goroutine on
+	// the main thread from the start makes that leader the thread that
+	// unshares, and the thread init is cloned from.
+	if len(os.Args) > 0 && os.Args[0] == stageHolder {
+		runtime.LockOSThread()
+	}
+}
+
+// selfExe is how a stage is started: the running binary, whatever its path.
+const selfExe = "/proc/self/exe"
+
+// Descriptor numbers the stages find their channels at (ExtraFiles order).
+const (
+	fdChannel     = 3 // this stage's channel to the parent
+	fdInitChannel = 4 // holder only: init's channel, passed on as init's fd 3
+)
