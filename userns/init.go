@@ -31,6 +31,21 @@ const (
 // forwarding signals and reaping zombies, or (--no-init) by exec.
 func initMain() error {
 	ch := newChannel(fdChannel, "parent")
+	// The parent-death signal set at clone is gone after init's execve
+	// (seen on Linux 6.18: a runner killed with SIGKILL left init running).
+	// Set it again, so init, and the PID namespace with it, dies with the
+	// holder. getppid() is 0 in a new PID namespace, so a holder that died
+	// before this line cannot be detected here; the channel covers that:
+	// the runner then stops, and init's next read fails.
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_PDEATHSIG): %w", err)
+	}
+	defaultIgnoredSignals()
+	// Handled from the first moment: the runner forwards signals as soon as
+	// init exists, and the kernel drops those a PID 1 does not handle. What
+	// arrives during set-up is passed on once the command runs.
+	sigc := make(chan os.Signal, 128)
+	signal.Notify(sigc, append(forwarded, unix.SIGCHLD)...)
 	m, _, err := ch.expect(MsgConfig)
 	if err != nil {
 		return err
@@ -55,7 +70,7 @@ func initMain() error {
 	if c.NoInit {
 		return execCommand(ch, c, argv0)
 	}
-	return superviseCommand(ch, c, argv0)
+	return superviseCommand(ch, c, argv0, sigc)
 }
 
 func setupContainer(c *Config) error {
@@ -118,10 +133,7 @@ var forwarded = []os.Signal{
 // process that ends up as init's child, and exits with the command's status
 // once it is gone (the kernel then kills whatever else is left in the PID
 // namespace).
-func superviseCommand(ch *channel, c *Config, argv0 string) error {
-	sigc := make(chan os.Signal, 128)
-	signal.Notify(sigc, append(forwarded, unix.SIGCHLD)...)
-
+func superviseCommand(ch *channel, c *Config, argv0 string, sigc <-chan os.Signal) error {
 	files := []uintptr{0, 1, 2}
 	var pty *ptyPair
 	if c.TTY {
@@ -193,7 +205,9 @@ func statusCode(ws unix.WaitStatus) int {
 }
 
 // execCommand makes the command PID 1 itself (--no-init), as the seed's
-// `exec /bin/sh` does. It returns only on failure.
+// `exec /bin/sh` does. It returns only on failure. Signals that reached init
+// during set-up are lost: the command, as PID 1, would ignore them anyway
+// unless it handles them, and it cannot have yet.
 func execCommand(ch *channel, c *Config, argv0 string) error {
 	// PR_SET_PDEATHSIG belongs to the thread that calls execve; the
 	// credential change below clears it, so it is set again on this thread.

@@ -153,7 +153,10 @@ func Run(o Options) (int, error) {
 	if err != nil {
 		return abortedCode(stageError(err))
 	}
-	h.initPid = m.Pid // init's PID on the host: where signals are sent
+	// From here signals go to init, which queues them until the command
+	// runs; only before init exists does a signal abort the start.
+	h.initPid = m.Pid
+	initPid.Store(int64(m.Pid))
 	log.Debug("init started", "pid", m.Pid, "namespaces", CloneflagString(flags))
 	if _, _, err := initCh.expect(MsgNamespacesReady); err != nil {
 		return abortedCode(stageError(err))
@@ -172,10 +175,6 @@ func Run(o Options) (int, error) {
 			closeAll(fds)
 			return abortedCode(stageError(err))
 		}
-	}
-	initPid.Store(int64(h.initPid))
-	if s := aborted.Load(); s != 0 {
-		return exitSignalShift + int(s), nil
 	}
 	log.Debug("command started", "kind", m.Kind)
 
