@@ -38,8 +38,12 @@ func (r *root) open(unsafePath string, flags uint64) (int, error) {
 		Flags:   flags | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
 	}
+	rel := strings.TrimLeft(unsafePath, "/")
+	if rel == "" {
+		rel = "." // the root itself
+	}
 	for {
-		fd, err := unix.Openat2(r.fd, strings.TrimPrefix(unsafePath, "/"), &how)
+		fd, err := unix.Openat2(r.fd, rel, &how)
 		if err == unix.EINTR || err == unix.EAGAIN {
 			// EAGAIN: a rename raced the lookup; the kernel asks to retry.
 			continue

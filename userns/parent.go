@@ -153,13 +153,17 @@ func Run(o Options) (int, error) {
 	if err != nil {
 		return abortedCode(stageError(err))
 	}
-	// From here signals go to init, which queues them until the command
-	// runs; only before init exists does a signal abort the start.
 	h.initPid = m.Pid
-	initPid.Store(int64(m.Pid))
 	log.Debug("init started", "pid", m.Pid, "namespaces", CloneflagString(flags))
 	if _, _, err := initCh.expect(MsgNamespacesReady); err != nil {
 		return abortedCode(stageError(err))
+	}
+	// init handles signals from here on (queueing them until the command
+	// runs); before, the kernel would drop them, as PID 1 had no handler
+	// yet, so until now a signal aborts the start instead.
+	initPid.Store(int64(h.initPid))
+	if aborted.Load() != 0 {
+		return abortedCode(nil)
 	}
 	// With --net none and host there is nothing to configure from outside.
 	if err := initCh.send(Message{Kind: MsgNetworkReady}); err != nil {

@@ -67,7 +67,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		kong.Name("isobox"),
 		kong.Description("Rootless containers: user namespace first, no privilege needed."),
 		kong.Writers(stdout, stderr),
-		kong.UsageOnError(),
 		kong.Vars{"version": version},
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 	)
