@@ -31,7 +31,7 @@ func leftovers(marker string) []string {
 		st := fi.Sys().(*syscall.Stat_t)
 		mine := asRoot && (st.Uid == tester.uid || (tester.subStart != 0 && st.Uid >= tester.subStart && st.Uid < tester.subStart+65536))
 		if mine || strings.Contains(cl, "isobox:") || strings.Contains(cl, marker) {
-			if !strings.Contains(cl, "go test") && !strings.HasSuffix(strings.Fields(cl+" x")[0], ".test") {
+			if !strings.Contains(cl, "go test") && !strings.HasSuffix(strings.Fields(cl + " x")[0], ".test") {
 				out = append(out, e.Name()+" "+cl)
 			}
 		}

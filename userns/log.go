@@ -10,7 +10,9 @@ import (
 )
 
 // NewLogger returns isobox's logger: one line per record on w, as
-// "isobox: LEVEL: [stage] message key=value", quiet below level.
+// "isobox: LEVEL: message key=value", quiet below level. At debug level the
+// line names the stage that wrote it ("isobox: debug: [init] ..."); a
+// warning meant for the user does not.
 func NewLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
@@ -38,7 +40,9 @@ func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 	var rest []slog.Attr
 	add := func(a slog.Attr) bool {
 		if a.Key == "stage" {
-			fmt.Fprintf(&b, "[%s] ", a.Value)
+			if r.Level < slog.LevelInfo {
+				fmt.Fprintf(&b, "[%s] ", a.Value)
+			}
 		} else {
 			rest = append(rest, a)
 		}
