@@ -1,0 +1,59 @@
+// Package userns is isobox's launcher: it creates the user namespace first,
+// has the parent write its id maps, nests every other namespace inside it,
+// and starts the container's command under a small init. It owns the
+// binary's re-exec stages (listed in stages.go) and the typed protocol
+// between them (messages.go).
+//
+// It assumes the caller is an ordinary user (real root is refused unless
+// root has a subordinate range; setuid use is refused by the CLI). Run is
+// called in the caller's namespaces; holderMain and initMain run only as
+// re-executed stages and never return to CLI code.
+//
+// # Process tree
+//
+//	isobox run                 parent: caller's uid; maps, signals, terminal, exit status
+//	 ├─ newgidmap/newuidmap    run once against the holder's PID
+//	 └─ isobox:holder          clone(NEWUSER|NEWNS); its mount namespace is the one
+//	     │                     network helpers can nsenter; unshares the time namespace
+//	     └─ isobox:init        clone(NEWPID|NEWNS|NEWUTS|NEWIPC|NEWNET|NEWCGROUP), PID 1:
+//	         │                 mounts, pivot_root, hostname, lo; forwards signals, reaps
+//	         └─ COMMAND        (with --no-init, init execs COMMAND instead)
+//
+// Namespaces come from clone flags on a re-exec of /proc/self/exe, never
+// from unshare(2) in a running Go process, which is multi-threaded (the one
+// exception, unshare(CLONE_NEWTIME), is allowed there; see holder.go).
+//
+// # Protocol
+//
+// Each stage talks to the parent over a SOCK_SEQPACKET socket: one JSON
+// message per packet, with descriptors attached where needed (the pty
+// master). An unexpected message is an error naming what was expected.
+//
+//	sequenceDiagram
+//	    participant P as parent (isobox run)
+//	    participant H as holder (user+mnt ns)
+//	    participant I as init (PID 1)
+//	    P->>I: config (queued in the socket before init exists)
+//	    P->>H: clone NEWUSER|NEWNS
+//	    H->>P: ready
+//	    P->>P: newuidmap/newgidmap HOLDER_PID
+//	    P->>H: maps-written (clone flags, time offsets)
+//	    H->>I: clone NEWPID|NEWNS|NEWUTS|NEWIPC|NEWNET|NEWCGROUP
+//	    H->>P: init-started (init's host PID)
+//	    I->>P: namespaces-ready (rootfs pivoted; signals now forwarded to init)
+//	    P->>I: network-ready
+//	    I->>P: started (+ pty master) | execing, then hang-up on exec
+//	    H->>P: exit (init's wait status)
+//
+// Any stage that fails sends error with the exit status the runner should
+// use (125 set-up, 126 cannot execute, 127 not found) and exits.
+//
+// # Lifetimes
+//
+// The holder has SIGKILL as parent-death signal, tied to the runner thread
+// that forked it (kept locked for the holder's life); init sets the same
+// against the holder again at its start, because the signal does not
+// survive init's own execve. Killing the runner therefore kills the holder,
+// then init, and with PID 1 gone the kernel kills the whole PID namespace.
+// Every stage marks its descriptors from 3 up close-on-exec first.
+package userns
