@@ -263,3 +263,33 @@ func TestTTYWithNoInit(t *testing.T) {
 		t.Fatalf("-t --no-init: %q", out)
 	}
 }
+
+// capSets reads the Cap* lines of /proc/self/status inside.
+func capSets(t *testing.T, flags ...string) map[string]string {
+	t.Helper()
+	out := inContainer(t, "grep ^Cap /proc/self/status", flags...)
+	m := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if f := strings.Fields(l); len(f) == 2 {
+			m[strings.TrimSuffix(f[0], ":")] = f[1]
+		}
+	}
+	return m
+}
+
+// The holder raises ambient capabilities to keep them over its own exec;
+// none of that may reach the container. Issue 6 narrows root's set further.
+func TestNoCapabilitiesAreCarriedIntoTheContainer(t *testing.T) {
+	requireSubIDs(t)
+	const none = "0000000000000000"
+	user := capSets(t, "-u", "1000")
+	for _, set := range []string{"CapInh", "CapPrm", "CapEff", "CapAmb"} {
+		if user[set] != none {
+			t.Errorf("-u 1000: %s = %s, want none", set, user[set])
+		}
+	}
+	root := capSets(t)
+	if root["CapInh"] != none || root["CapAmb"] != none {
+		t.Errorf("container root carries inheritable %s / ambient %s, want none", root["CapInh"], root["CapAmb"])
+	}
+}

@@ -41,6 +41,9 @@ func holderMain() error {
 	if err := setParentDeathSignal(parent); err != nil {
 		return ch.fail(125, err)
 	}
+	if err := dropCarriedCaps(); err != nil {
+		return ch.fail(125, err)
+	}
 	if hc.Time {
 		if err := unshareTime(hc.Offsets); err != nil {
 			return ch.fail(125, err)
@@ -89,6 +92,27 @@ func setParentDeathSignal(parent int) error {
 	}
 	if os.Getppid() != parent {
 		return errors.New("the runner exited during start-up")
+	}
+	return nil
+}
+
+// dropCarriedCaps clears the ambient and inheritable sets that carried the
+// holder's capabilities over its own execve. They have done their work;
+// left in place they would pass on to init and to a non-root container user
+// (an inheritable set meets a file's inheritable capabilities at exec).
+// Capabilities are per thread: this thread is the one init is cloned from.
+func dropCarriedCaps() error {
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_CAP_AMBIENT_CLEAR_ALL): %w", err)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	data[0].Inheritable, data[1].Inheritable = 0, 0
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capset: %w", err)
 	}
 	return nil
 }
