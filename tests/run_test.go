@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bufio"
+	"sync"
 
 	"fmt"
 	"golang.org/x/sys/unix"
@@ -291,5 +292,52 @@ func TestNoCapabilitiesAreCarriedIntoTheContainer(t *testing.T) {
 	root := capSets(t)
 	if root["CapInh"] != none || root["CapAmb"] != none {
 		t.Errorf("container root carries inheritable %s / ambient %s, want none", root["CapInh"], root["CapAmb"])
+	}
+}
+
+func TestTTYFollowsTheCallersWindowSize(t *testing.T) {
+	pty := openTestPTY(t)
+	pty.setSize(t, 20, 70)
+	// The script prints its size first and again after every line it reads.
+	cmd := command(tester, nil, binary, "run", "-t", rootfs, "/bin/sh", "-c", "stty size; while read x; do [ $x = end ] && exit 0; stty size; done")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = pty.slave, pty.slave, pty.slave
+	cmd.SysProcAttr.Setsid, cmd.SysProcAttr.Setctty = true, true
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var mu sync.Mutex
+	var out strings.Builder
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := pty.master.Read(buf)
+			mu.Lock()
+			out.Write(buf[:n])
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	seen := func(s string) bool { mu.Lock(); defer mu.Unlock(); return strings.Contains(out.String(), s) }
+	waitFor := func(s string, poke func()) {
+		for deadline := time.Now().Add(time.Minute); !seen(s); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				mu.Lock()
+				defer mu.Unlock()
+				t.Fatalf("no %q on the terminal within a minute:\n%q", s, out.String())
+			}
+			poke()
+		}
+	}
+	waitFor("20 70", func() {})
+	// Resize as a terminal emulator does: new size, then SIGWINCH.
+	pty.setSize(t, 40, 100)
+	cmd.Process.Signal(syscall.SIGWINCH)
+	waitFor("40 100", func() { pty.master.Write([]byte("x\n")) })
+	pty.master.Write([]byte("end\n"))
+	if code := waitCode(t, cmd); code != 0 {
+		t.Fatalf("exit %d", code)
 	}
 }
