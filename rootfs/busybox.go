@@ -134,6 +134,9 @@ func Build(o BuildOptions) (err error) {
 		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
 		"etc/group":  "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n",
 		"etc/hosts":  "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+		// A mount point for the resolver configuration of --net slirp, so
+		// that running never has to add it to the rootfs.
+		"etc/resolv.conf": "",
 	} {
 		if err := b.writeFile(name, text, 0o644); err != nil {
 			return err

@@ -16,6 +16,16 @@ type Spec struct {
 	// terminals that group as Docker does; an unmapped gid makes the mount
 	// fail with EINVAL.
 	TTYGroup bool
+	// Files are placed in the container's view (bound over the path, the
+	// rootfs on disk untouched unless the path is missing): /etc/hosts and
+	// /etc/resolv.conf for the container's network.
+	Files []File
+}
+
+// File is content to show at Path inside the container.
+type File struct {
+	Path    string
+	Content string
 }
 
 // hostDevices are bound from the host's /dev: a user namespace may not
@@ -53,7 +63,7 @@ func Prepare(s Spec) error {
 		return err
 	}
 	defer r.close()
-	for _, step := range []func(*root, Spec) error{mountProc, mountSys, mountDev, maskPaths} {
+	for _, step := range []func(*root, Spec) error{mountProc, mountSys, mountDev, bindFiles, maskPaths} {
 		if err := step(r, s); err != nil {
 			return err
 		}
@@ -140,6 +150,45 @@ func mountDev(r *root, s Spec) error {
 		}
 	}
 	return nil
+}
+
+// bindFiles writes each file on the container's fresh /dev tmpfs, binds it
+// over its path and unlinks it there: the content lives only as long as the
+// mount, and nothing is written on the host.
+func bindFiles(r *root, s Spec) error {
+	if len(s.Files) == 0 {
+		return nil
+	}
+	dev, err := r.open("/dev", unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dev)
+	for _, f := range s.Files {
+		if err := bindFile(r, dev, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func bindFile(r *root, dev int, f File) error {
+	const scratch = ".isobox-file"
+	fd, err := unix.Openat(dev, scratch, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return &os.PathError{Op: "openat", Path: r.display("/dev/" + scratch), Err: err}
+	}
+	defer unix.Close(fd)
+	defer unix.Unlinkat(dev, scratch, 0)
+	if _, err := unix.Write(fd, []byte(f.Content)); err != nil {
+		return &os.PathError{Op: "write", Path: r.display("/dev/" + scratch), Err: err}
+	}
+	target, err := r.fileMountPoint(f.Path)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(target)
+	return mount(fdPath(fd), fdPath(target), r.display(f.Path), "", unix.MS_BIND, "")
 }
 
 func maskPaths(r *root, _ Spec) error {

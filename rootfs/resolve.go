@@ -100,6 +100,34 @@ func (r *root) mountPoint(unsafePath string, dir bool, mode uint32) (int, error)
 	return fd, nil
 }
 
+// fileMountPoint opens a regular file to bind over, following symlinks
+// inside the root (an /etc/resolv.conf that links to ../run/... is usual),
+// and creating the file when it is missing.
+func (r *root) fileMountPoint(unsafePath string) (int, error) {
+	clean := path.Clean("/" + unsafePath)
+	fd, err := r.open(clean, unix.O_PATH)
+	if errors.Is(err, unix.ENOENT) {
+		if err := r.mkdirAll(path.Dir(clean), 0o755); err != nil {
+			return -1, err
+		}
+		// A dangling symlink would make this fail with EEXIST: create
+		// only a missing file, never through a link.
+		if err := r.create(clean, false, 0o644); err != nil {
+			return -1, err
+		}
+		fd, err = r.open(clean, unix.O_PATH)
+	}
+	if err != nil {
+		return -1, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return -1, fmt.Errorf("rootfs %s: %s is not a regular file", r.host, clean)
+	}
+	return fd, nil
+}
+
 func kind(dir bool) string {
 	if dir {
 		return "directory"

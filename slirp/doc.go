@@ -1,10 +1,15 @@
-// Package slirp owns the container's network: what is configured inside the
-// container's network namespace, and (for user-mode networking) the helper
-// that connects it to the host.
+// Package slirp owns the container's network: the user-mode network helper
+// on the host side, and what is configured inside the container's network
+// namespace.
 //
-// LoopbackUp runs in isobox's init, inside the container's network
-// namespace, as root of the container's user namespace; it never touches a
-// network namespace it was not created in. User-mode networking through
-// RootlessKit's drivers is not built yet: until it is, a container has
-// either its own namespace with only lo (--net none) or the host's.
+// The host side (Start) runs in the parent, as the caller, in the caller's
+// namespaces. It uses RootlessKit's slirp4netns driver, which creates the
+// tap through `nsenter ... ip tuntap add` into the holder's user and mount
+// namespaces and the container's network namespace, then starts slirp4netns
+// on it. The container side (LoopbackUp, Configure) runs in isobox's init,
+// inside the container's network namespace, as root of the container's
+// user namespace, with netlink; it never touches a namespace it was not
+// created in, and it needs nothing from the rootfs (no `ip` inside).
+//
+// Not here yet: published ports, the in-process gvisor driver and pasta.
 package slirp

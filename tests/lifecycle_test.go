@@ -12,7 +12,7 @@ import (
 // leftovers lists the processes a killed runner could leave: the test
 // user's (when the tests run as root, nothing else of that user runs), or
 // any isobox stage or marked command.
-func leftovers(marker string) []string {
+func leftovers(markers ...string) []string {
 	var out []string
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -30,7 +30,11 @@ func leftovers(marker string) []string {
 		}
 		st := fi.Sys().(*syscall.Stat_t)
 		mine := asRoot && (st.Uid == tester.uid || (tester.subStart != 0 && st.Uid >= tester.subStart && st.Uid < tester.subStart+65536))
-		if mine || strings.Contains(cl, "isobox:") || strings.Contains(cl, marker) {
+		marked := strings.Contains(cl, "isobox:")
+		for _, m := range markers {
+			marked = marked || strings.Contains(cl, m)
+		}
+		if mine || marked {
 			if !strings.Contains(cl, "go test") && !strings.HasSuffix(strings.Fields(cl + " x")[0], ".test") {
 				out = append(out, e.Name()+" "+cl)
 			}
@@ -41,11 +45,11 @@ func leftovers(marker string) []string {
 
 // waitNoLeftovers polls until nothing is left; it fails after a generous
 // minute, which bounds a failure, not the speed of a success.
-func waitNoLeftovers(t *testing.T, marker string) {
+func waitNoLeftovers(t *testing.T, markers ...string) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		left := leftovers(marker)
+		left := leftovers(markers...)
 		if len(left) == 0 {
 			return
 		}

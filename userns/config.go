@@ -1,11 +1,16 @@
 package userns
 
+import "github.com/isobox/isobox/rootfs"
+
 // Net is the network mode of a container.
 type Net string
 
 const (
 	NetNone Net = "none" // a network namespace of its own with only lo, up
 	NetHost Net = "host" // the caller's network namespace
+	// NetSlirp: a namespace of its own with a tap to slirp4netns on the
+	// host (10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3).
+	NetSlirp Net = "slirp"
 )
 
 // TimeOffsets are the time namespace's offsets, in seconds.
@@ -36,6 +41,9 @@ type Config struct {
 	// TTYGroup: gid 5 is mapped, devpts may use it.
 	TTYGroup bool   `json:"ttyGroup,omitempty"`
 	LogLevel string `json:"logLevel,omitempty"`
+	// Files are shown at their paths in the container (/etc/hosts and
+	// /etc/resolv.conf for --net slirp).
+	Files []rootfs.File `json:"files,omitempty"`
 }
 
 // HolderConfig is what the holder needs, sent with MsgMapsWritten.

@@ -60,8 +60,14 @@ func initMain() error {
 	if err := ch.send(Message{Kind: MsgNamespacesReady}); err != nil {
 		return err
 	}
-	if _, _, err := ch.expect(MsgNetworkReady); err != nil {
+	nm, _, err := ch.expect(MsgNetworkReady)
+	if err != nil {
 		return err
+	}
+	if nm.Network != nil {
+		if err := slirp.Configure(nm.Network); err != nil {
+			return ch.fail(ExitSetup, err)
+		}
 	}
 	argv0, err := lookPath(c.Args[0], c.Env)
 	if err != nil {
@@ -78,12 +84,12 @@ func setupContainer(c *Config) error {
 	if err := unix.Sethostname([]byte(c.Hostname)); err != nil {
 		return fmt.Errorf("sethostname %q: %w", c.Hostname, err)
 	}
-	if c.Net == NetNone {
+	if c.Net != NetHost {
 		if err := slirp.LoopbackUp(); err != nil {
 			return err
 		}
 	}
-	return rootfs.Prepare(rootfs.Spec{Root: c.Rootfs, TTYGroup: c.TTYGroup})
+	return rootfs.Prepare(rootfs.Spec{Root: c.Rootfs, TTYGroup: c.TTYGroup, Files: c.Files})
 }
 
 // lookPath finds the command in the container's PATH, after pivot_root.

@@ -38,11 +38,10 @@ func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 	}
 	fmt.Fprintf(&b, "isobox: %s: ", level)
 	var rest []slog.Attr
+	stage := ""
 	add := func(a slog.Attr) bool {
 		if a.Key == "stage" {
-			if r.Level < slog.LevelInfo {
-				fmt.Fprintf(&b, "[%s] ", a.Value)
-			}
+			stage = a.Value.String() // the innermost stage names the line
 		} else {
 			rest = append(rest, a)
 		}
@@ -52,6 +51,9 @@ func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 		add(a)
 	}
 	r.Attrs(add)
+	if stage != "" && r.Level < slog.LevelInfo {
+		fmt.Fprintf(&b, "[%s] ", stage)
+	}
 	b.WriteString(r.Message)
 	for _, a := range rest {
 		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)

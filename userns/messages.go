@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/isobox/isobox/slirp"
 )
 
 // Kind names a hand-over in the launch protocol; see the diagram in doc.go.
@@ -32,10 +34,12 @@ type Message struct {
 	Config *Config `json:"config,omitempty"`
 	// Holder is what the holder needs from the parent with MsgMapsWritten.
 	Holder *HolderConfig `json:"holder,omitempty"`
-	Pid    int           `json:"pid,omitempty"`
-	Code   int           `json:"code,omitempty"`
-	Signal int           `json:"signal,omitempty"`
-	Error  string        `json:"error,omitempty"`
+	// Network is sent with MsgNetworkReady for init to configure.
+	Network *slirp.Network `json:"network,omitempty"`
+	Pid     int            `json:"pid,omitempty"`
+	Code    int            `json:"code,omitempty"`
+	Signal  int            `json:"signal,omitempty"`
+	Error   string         `json:"error,omitempty"`
 }
 
 // StageError is an error a stage reported over the protocol.

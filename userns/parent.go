@@ -1,8 +1,10 @@
 package userns
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -16,6 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/isobox/isobox/idmap"
+	"github.com/isobox/isobox/rootfs"
+	"github.com/isobox/isobox/slirp"
 )
 
 // Options is a container to run.
@@ -23,7 +27,10 @@ type Options struct {
 	Config
 	Map         idmap.Mode
 	TimeOffsets TimeOffsets
-	Logger      *slog.Logger
+	// AllowHostLoopback lets a --net slirp container reach the host's
+	// 127.0.0.1 through 10.0.2.2.
+	AllowHostLoopback bool
+	Logger            *slog.Logger
 }
 
 // Error is a failure of isobox itself, with the runner's exit status.
@@ -69,6 +76,13 @@ func Run(o Options) (int, error) {
 		return 0, setupError(fmt.Errorf("--user: gid %d is not mapped in the container (%d ids mapped)", o.GID, idmap.Size(plan.GIDs)))
 	}
 	cfg := o.Config
+	if cfg.Net == NetSlirp {
+		if err := slirp.Preflight(); err != nil {
+			return 0, setupError(err)
+		}
+		hosts, resolv := slirp.Files(cfg.Hostname)
+		cfg.Files = append(cfg.Files, rootfs.File{Path: "/etc/hosts", Content: hosts}, rootfs.File{Path: "/etc/resolv.conf", Content: resolv})
+	}
 	cfg.SetGroups = plan.Full
 	cfg.TTYGroup = idmap.Contains(plan.GIDs, 5)
 
@@ -165,8 +179,20 @@ func Run(o Options) (int, error) {
 	if aborted.Load() != 0 {
 		return abortedCode(nil)
 	}
-	// With --net none and host there is nothing to configure from outside.
-	if err := initCh.send(Message{Kind: MsgNetworkReady}); err != nil {
+	ready := Message{Kind: MsgNetworkReady}
+	if cfg.Net == NetSlirp {
+		net, err := slirp.Start(slirp.Options{HolderPID: h.cmd.Process.Pid, InitPID: h.initPid,
+			AllowHostLoopback: o.AllowHostLoopback, Log: slirpLog(log)})
+		if err != nil {
+			return abortedCode(setupError(err))
+		}
+		// Stopped when Run returns; a killed runner takes it along by its
+		// parent-death signal.
+		defer net.Stop()
+		ready.Network = &net.Network
+		log.Debug("network ready", "driver", "slirp4netns", "ip", net.Network.IP)
+	}
+	if err := initCh.send(ready); err != nil {
 		return abortedCode(setupError(err))
 	}
 	m, fds, err := initCh.expect(MsgStarted, MsgExecing)
@@ -205,6 +231,18 @@ func Run(o Options) (int, error) {
 		return exitSignalShift + m.Signal, nil
 	}
 	return m.Code, nil
+}
+
+// slirpLog passes what slirp4netns prints to the log at debug level only.
+func slirpLog(log *slog.Logger) io.Writer {
+	r, w := io.Pipe()
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			log.Debug(sc.Text(), "stage", "slirp4netns")
+		}
+	}()
+	return w
 }
 
 // stageError keeps a stage's own exit code, else makes err a setup error.

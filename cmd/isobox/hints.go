@@ -5,6 +5,7 @@ import (
 
 	"github.com/isobox/isobox/idmap"
 	"github.com/isobox/isobox/rootfs"
+	"github.com/isobox/isobox/slirp"
 )
 
 // hintFor returns the fix for failures with a known host cause.
@@ -16,6 +17,12 @@ func hintFor(err error) string {
 		return "isobox never maps container root to host root: give root a range with `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 root`, or run isobox as an ordinary user"
 	case errors.Is(err, idmap.ErrNoSubIDRange):
 		return "ask for a subordinate range: sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $USER (or use --map single)"
+	case errors.Is(err, slirp.ErrNotInstalled):
+		return "install it: sudo apt-get install slirp4netns (or use --net none)"
+	case errors.Is(err, slirp.ErrTunUnusable):
+		return "sudo chmod 0666 /dev/net/tun: the mode distributions ship; it grants nothing without a user namespace"
+	case errors.Is(err, slirp.ErrToolMissing):
+		return "sudo apt-get install iproute2 util-linux (the driver runs nsenter and ip on the host)"
 	case errors.Is(err, rootfs.ErrBusyBoxNotFound):
 		return "install a static busybox: sudo apt-get install busybox-static (or pass --busybox PATH)"
 	}

@@ -13,15 +13,17 @@ import (
 
 // RunCmd is `isobox run`.
 type RunCmd struct {
-	Hostname   string   `default:"isobox" help:"Container hostname (a DNS name of at most 64 bytes)."`
-	Net        string   `enum:"none,host" default:"none" help:"Network: none (own namespace, loopback only) or host (the caller's network)."`
-	Env        []string `short:"e" sep:"none" placeholder:"KEY[=VALUE]" help:"Set a variable; KEY alone takes the caller's value. Repeatable."`
-	EnvFile    []string `name:"env-file" sep:"none" type:"existingfile" placeholder:"FILE" help:"Read variables from a file of KEY=VALUE lines. Repeatable."`
-	Workdir    string   `short:"w" placeholder:"DIR" help:"Working directory inside the container (default /)."`
-	User       string   `short:"u" placeholder:"UID[:GID]" help:"User to run as, by number or by name from the rootfs's /etc/passwd (default 0, root of the container)."`
-	TimeOffset string   `name:"time-offset" placeholder:"monotonic=SECONDS,boottime=SECONDS" help:"Offsets of the container's monotonic and boot-time clocks."`
-	Map        string   `enum:"auto,full,single" default:"auto" help:"Id mapping: full (subordinate ids through newuidmap), single (only root, mapped to you), auto (full when possible)."`
-	TTY        bool     `short:"t" name:"tty" help:"Allocate a terminal from the container's own devpts."`
+	Hostname string `default:"isobox" help:"Container hostname (a DNS name of at most 64 bytes)."`
+	Net      string `enum:"none,slirp,host" default:"none" help:"Network: none (own namespace, loopback only), slirp (user-mode networking through slirp4netns: 10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3), or host (the caller's network)."`
+
+	AllowHostLoopback bool     `name:"allow-host-loopback" help:"With --net slirp, let the container reach the host's 127.0.0.1 through 10.0.2.2 (blocked by default)."`
+	Env               []string `short:"e" sep:"none" placeholder:"KEY[=VALUE]" help:"Set a variable; KEY alone takes the caller's value. Repeatable."`
+	EnvFile           []string `name:"env-file" sep:"none" type:"existingfile" placeholder:"FILE" help:"Read variables from a file of KEY=VALUE lines. Repeatable."`
+	Workdir           string   `short:"w" placeholder:"DIR" help:"Working directory inside the container (default /)."`
+	User              string   `short:"u" placeholder:"UID[:GID]" help:"User to run as, by number or by name from the rootfs's /etc/passwd (default 0, root of the container)."`
+	TimeOffset        string   `name:"time-offset" placeholder:"monotonic=SECONDS,boottime=SECONDS" help:"Offsets of the container's monotonic and boot-time clocks."`
+	Map               string   `enum:"auto,full,single" default:"auto" help:"Id mapping: full (subordinate ids through newuidmap), single (only root, mapped to you), auto (full when possible)."`
+	TTY               bool     `short:"t" name:"tty" help:"Allocate a terminal from the container's own devpts."`
 	// Interactive exists because Docker and podman users type -it: stdin is
 	// always connected, as with bubblewrap.
 	Interactive bool `short:"i" help:"Keep stdin connected (always on; accepted for compatibility)."`
@@ -36,6 +38,9 @@ type RunCmd struct {
 // Validate checks the flags and builds the launcher's options, so that
 // every bad input is refused before anything is started.
 func (r *RunCmd) Validate() error {
+	if r.AllowHostLoopback && r.Net != "slirp" {
+		return fmt.Errorf("--allow-host-loopback needs --net slirp")
+	}
 	if err := userns.ValidateHostname(r.Hostname); err != nil {
 		return fmt.Errorf("--hostname: %w", err)
 	}
@@ -103,8 +108,9 @@ func (r *RunCmd) Validate() error {
 			TTY:      r.TTY,
 			NoInit:   r.NoInit,
 		},
-		Map:         idmap.Mode(r.Map),
-		TimeOffsets: offsets,
+		Map:               idmap.Mode(r.Map),
+		TimeOffsets:       offsets,
+		AllowHostLoopback: r.AllowHostLoopback,
 	}
 	return nil
 }
