@@ -40,6 +40,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzParse$$ -fuzztime 20s ./idmap/
 	$(GO) test -run XXX -fuzz FuzzParseTimeOffsets -fuzztime 20s ./userns/
 	$(GO) test -run XXX -fuzz FuzzParseEnvFile -fuzztime 20s ./userns/
+	$(GO) test -run XXX -fuzz FuzzParsePublish -fuzztime 20s ./slirp/
 
 clean:
 	rm -rf bin

@@ -12,6 +12,7 @@ require (
 )
 
 require (
+	github.com/containernetworking/plugins v1.9.1 // indirect
 	github.com/sirupsen/logrus v1.10.2 // indirect
 	github.com/vishvananda/netns v0.0.5 // indirect
 )

@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/isobox/isobox/slirp"
 )
 
 // holderMain is stage 1. The kernel created it in a new user namespace and
@@ -74,13 +76,48 @@ func holderMain() error {
 	if err := ch.send(Message{Kind: MsgInitStarted, Pid: cmd.Process.Pid}); err != nil {
 		cmd.Process.Kill()
 	}
+	quit := make(chan struct{})
+	go serveParent(ch, cmd.Process.Pid, quit)
 	cmd.Wait()
+	close(quit)
 	ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	exit := Message{Kind: MsgExit, Code: ws.ExitStatus()}
 	if ws.Signaled() {
 		exit.Signal = int(ws.Signal())
 	}
 	return ch.send(exit)
+}
+
+// PortStateDir is where the holder mounts a tmpfs of its own for the port
+// driver's FIFO and socket. The runner reaches it through /proc/HOLDER/root;
+// it exists only in the holder's mount namespace, so it disappears with the
+// holder however the runner ends: nothing is left on the host.
+const PortStateDir = "/dev/shm"
+
+// serveParent answers the parent's requests while init runs: the port
+// driver's state directory and its child side.
+func serveParent(ch *channel, initPid int, quit <-chan struct{}) {
+	for {
+		m, _, err := ch.expect(MsgPortsPrepare, MsgPortsStart)
+		if err != nil {
+			return // the parent hung up: it is exiting or gone
+		}
+		switch m.Kind {
+		case MsgPortsPrepare:
+			if err := unix.Mount("tmpfs", PortStateDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=700,size=64k"); err != nil {
+				ch.send(Message{Kind: MsgError, Code: ExitSetup, Error: (&os.PathError{Op: "mount tmpfs", Path: PortStateDir, Err: err}).Error()})
+				continue
+			}
+			ch.send(Message{Kind: MsgPortsPrepared})
+		case MsgPortsStart:
+			netns := "/proc/" + strconv.Itoa(initPid) + "/ns/net"
+			go func() {
+				if err := slirp.RunPortChild(m.Ports, quit, netns, os.Stderr); err != nil {
+					ch.send(Message{Kind: MsgError, Code: ExitSetup, Error: "port driver: " + err.Error()})
+				}
+			}()
+		}
+	}
 }
 
 // setParentDeathSignal sets SIGKILL on the runner's death again. The first

@@ -24,6 +24,9 @@ const (
 	MsgNetworkReady    Kind = "network-ready"    // parent → init: the network is configured, go on
 	MsgStarted         Kind = "started"          // init → parent: command forked (pty master attached with -t)
 	MsgExecing         Kind = "execing"          // init → parent: about to exec the command itself (--no-init)
+	MsgPortsPrepare    Kind = "ports-prepare"    // parent → holder: make a private tmpfs for the port driver's state
+	MsgPortsPrepared   Kind = "ports-prepared"   // holder → parent: done, at /proc/HOLDER/root + PortStateDir
+	MsgPortsStart      Kind = "ports-start"      // parent → holder: run the port driver's child side (Ports)
 	MsgExit            Kind = "exit"             // holder → parent: init's wait status
 	MsgError           Kind = "error"            // stage → parent: setup failed; Code is the exit status
 )
@@ -36,10 +39,12 @@ type Message struct {
 	Holder *HolderConfig `json:"holder,omitempty"`
 	// Network is sent with MsgNetworkReady for init to configure.
 	Network *slirp.Network `json:"network,omitempty"`
-	Pid     int            `json:"pid,omitempty"`
-	Code    int            `json:"code,omitempty"`
-	Signal  int            `json:"signal,omitempty"`
-	Error   string         `json:"error,omitempty"`
+	// Ports is the port driver's opaque configuration for its child side.
+	Ports  map[string]string `json:"ports,omitempty"`
+	Pid    int               `json:"pid,omitempty"`
+	Code   int               `json:"code,omitempty"`
+	Signal int               `json:"signal,omitempty"`
+	Error  string            `json:"error,omitempty"`
 }
 
 // StageError is an error a stage reported over the protocol.

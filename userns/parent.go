@@ -30,7 +30,9 @@ type Options struct {
 	// AllowHostLoopback lets a --net slirp container reach the host's
 	// 127.0.0.1 through 10.0.2.2.
 	AllowHostLoopback bool
-	Logger            *slog.Logger
+	// Publish are the ports to forward from the host (--net slirp only).
+	Publish []slirp.Publish
+	Logger  *slog.Logger
 }
 
 // Error is a failure of isobox itself, with the runner's exit status.
@@ -182,7 +184,7 @@ func Run(o Options) (int, error) {
 	ready := Message{Kind: MsgNetworkReady}
 	if cfg.Net == NetSlirp {
 		net, err := slirp.Start(slirp.Options{HolderPID: h.cmd.Process.Pid, InitPID: h.initPid,
-			AllowHostLoopback: o.AllowHostLoopback, Log: slirpLog(log)})
+			AllowHostLoopback: o.AllowHostLoopback, Log: slirpLog(log, "slirp4netns")})
 		if err != nil {
 			return abortedCode(setupError(err))
 		}
@@ -191,6 +193,14 @@ func Run(o Options) (int, error) {
 		defer net.Stop()
 		ready.Network = &net.Network
 		log.Debug("network ready", "driver", "slirp4netns", "ip", net.Network.IP)
+	}
+	if len(o.Publish) > 0 {
+		ports, err := publish(h, o.Publish, slirpLog(log, "ports"))
+		if err != nil {
+			return abortedCode(stageError(err))
+		}
+		defer ports.Stop()
+		log.Debug("ports published", "count", len(o.Publish))
 	}
 	if err := initCh.send(ready); err != nil {
 		return abortedCode(setupError(err))
@@ -233,13 +243,38 @@ func Run(o Options) (int, error) {
 	return m.Code, nil
 }
 
-// slirpLog passes what slirp4netns prints to the log at debug level only.
-func slirpLog(log *slog.Logger) io.Writer {
+// publish starts the builtin port driver: its state on a tmpfs private to
+// the holder, its child side in the holder, and every host port open
+// before the command runs, so a port in use is an error, not a surprise.
+func publish(h *holder, specs []slirp.Publish, logw io.Writer) (*slirp.Ports, error) {
+	if err := h.ch.send(Message{Kind: MsgPortsPrepare}); err != nil {
+		return nil, err
+	}
+	if _, _, err := h.ch.expect(MsgPortsPrepared); err != nil {
+		return nil, err
+	}
+	stateDir := "/proc/" + strconv.Itoa(h.cmd.Process.Pid) + "/root" + PortStateDir
+	ports, opaque, err := slirp.NewPorts(stateDir, logw)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.ch.send(Message{Kind: MsgPortsStart, Ports: opaque}); err != nil {
+		return nil, err
+	}
+	if err := ports.Publish(specs, h.done); err != nil {
+		ports.Stop()
+		return nil, err
+	}
+	return ports, nil
+}
+
+// slirpLog passes what a network helper prints to the log, at debug level.
+func slirpLog(log *slog.Logger, stage string) io.Writer {
 	r, w := io.Pipe()
 	go func() {
 		sc := bufio.NewScanner(r)
 		for sc.Scan() {
-			log.Debug(sc.Text(), "stage", "slirp4netns")
+			log.Debug(sc.Text(), "stage", stage)
 		}
 	}()
 	return w

@@ -8,6 +8,7 @@ import (
 
 	"github.com/isobox/isobox/idmap"
 	"github.com/isobox/isobox/rootfs"
+	"github.com/isobox/isobox/slirp"
 	"github.com/isobox/isobox/userns"
 )
 
@@ -16,6 +17,7 @@ type RunCmd struct {
 	Hostname string `default:"isobox" help:"Container hostname (a DNS name of at most 64 bytes)."`
 	Net      string `enum:"none,slirp,host" default:"none" help:"Network: none (own namespace, loopback only), slirp (user-mode networking through slirp4netns: 10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3), or host (the caller's network)."`
 
+	Publish           []string `short:"p" sep:"none" placeholder:"[IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp]" help:"Publish a container port on the host (--net slirp). Without IP it listens on 127.0.0.1 only, unlike podman's 0.0.0.0: give 0.0.0.0: to open it to the network. Repeatable."`
 	AllowHostLoopback bool     `name:"allow-host-loopback" help:"With --net slirp, let the container reach the host's 127.0.0.1 through 10.0.2.2 (blocked by default)."`
 	Env               []string `short:"e" sep:"none" placeholder:"KEY[=VALUE]" help:"Set a variable; KEY alone takes the caller's value. Repeatable."`
 	EnvFile           []string `name:"env-file" sep:"none" type:"existingfile" placeholder:"FILE" help:"Read variables from a file of KEY=VALUE lines. Repeatable."`
@@ -40,6 +42,13 @@ type RunCmd struct {
 func (r *RunCmd) Validate() error {
 	if r.AllowHostLoopback && r.Net != "slirp" {
 		return fmt.Errorf("--allow-host-loopback needs --net slirp")
+	}
+	publish, err := slirp.ParsePublishes(r.Publish, slirp.UnprivilegedPortStart())
+	if err != nil {
+		return err
+	}
+	if len(publish) > 0 && r.Net != "slirp" {
+		return fmt.Errorf("--publish needs --net slirp")
 	}
 	if err := userns.ValidateHostname(r.Hostname); err != nil {
 		return fmt.Errorf("--hostname: %w", err)
@@ -111,6 +120,7 @@ func (r *RunCmd) Validate() error {
 		Map:               idmap.Mode(r.Map),
 		TimeOffsets:       offsets,
 		AllowHostLoopback: r.AllowHostLoopback,
+		Publish:           publish,
 	}
 	return nil
 }
