@@ -4,12 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
 	"strconv"
 
+	"github.com/rootless-containers/rootlesskit/v3/pkg/messages"
+	"github.com/rootless-containers/rootlesskit/v3/pkg/network"
+	"github.com/rootless-containers/rootlesskit/v3/pkg/network/gvisortapvsock"
 	"github.com/rootless-containers/rootlesskit/v3/pkg/network/slirp4netns"
+	"github.com/sirupsen/logrus"
 )
 
 var (
@@ -33,18 +38,48 @@ type Network struct {
 	MTU     int      `json:"mtu"`
 }
 
-// Slirp4netns's fixed addresses (its defaults without --cidr), known before
-// it starts so that init can write /etc/hosts and /etc/resolv.conf while it
+// Driver is a user-mode network implementation.
+type Driver string
+
+const (
+	// DriverSlirp4netns runs the slirp4netns binary.
+	DriverSlirp4netns Driver = "slirp4netns"
+	// DriverGvisor runs gvisor-tap-vsock's network stack inside the runner;
+	// nothing needs to be installed.
+	DriverGvisor Driver = "gvisor"
+)
+
+// The drivers' fixed addresses (their defaults without --cidr), known before
+// they start so that init can write /etc/hosts and /etc/resolv.conf while it
 // prepares the rootfs.
 const (
 	ContainerIP = "10.0.2.100"
-	GatewayIP   = "10.0.2.2"
-	DNSIP       = "10.0.2.3"
 	mtu         = 65520
 )
 
+// Gateway is the driver's gateway, which is also where the host's loopback
+// is reached when allowed.
+func (d Driver) Gateway() string {
+	if d == DriverGvisor {
+		return "10.0.2.1"
+	}
+	return "10.0.2.2"
+}
+
+// DNS is the driver's DNS server.
+func (d Driver) DNS() string {
+	if d == DriverGvisor {
+		return "10.0.2.1" // gvisor-tap-vsock answers DNS on its gateway
+	}
+	return "10.0.2.3"
+}
+
 // Options for Start.
 type Options struct {
+	Driver Driver
+	// StateDir holds the gvisor driver's socket; it must be private to the
+	// caller.
+	StateDir string
 	// HolderPID has the user and mount namespaces nsenter joins; InitPID
 	// the network namespace the tap goes into.
 	HolderPID, InitPID int
@@ -56,8 +91,8 @@ type Options struct {
 
 // Preflight checks what Start needs, so that a missing piece is one clear
 // error before any namespace is made.
-func Preflight() error {
-	if _, err := exec.LookPath("slirp4netns"); err != nil {
+func Preflight(d Driver) error {
+	if _, err := exec.LookPath("slirp4netns"); err != nil && d == DriverSlirp4netns {
 		return ErrNotInstalled
 	}
 	for _, tool := range []string{"nsenter", "ip"} {
@@ -76,42 +111,46 @@ func Preflight() error {
 // Running is a started network helper.
 type Running struct {
 	Network Network
-	stop    chan struct{}
-	stopped chan error
+	// ChildOpaque is what the driver's child side needs (gvisor's socket);
+	// nil when the driver has no child side.
+	ChildOpaque map[string]string
+	stop        chan struct{}
+	stopped     chan error
 }
 
-// Start creates the tap and starts slirp4netns. slirp4netns gets SIGKILL
+// Start creates the tap and starts the driver. slirp4netns gets SIGKILL
 // when the thread that started it exits: it is started from a goroutine
 // that keeps its thread locked until Stop, so it lives exactly as long as
-// the runner's interest in it, and dies with a runner that is killed.
+// the runner's interest in it, and dies with a runner that is killed. The
+// gvisor stack lives in the runner itself.
 func Start(o Options) (*Running, error) {
-	bin, err := exec.LookPath("slirp4netns")
-	if err != nil {
-		return nil, ErrNotInstalled
-	}
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
+	// RootlessKit's drivers log through logrus's global logger, to stderr
+	// by default: keep it to the caller's log (debug output).
+	logrus.SetOutput(o.Log)
 	r := &Running{stop: make(chan struct{}), stopped: make(chan error, 1)}
 	started := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // slirp4netns's Pdeathsig: see above
 		defer runtime.UnlockOSThread()
-		d, err := slirp4netns.NewParentDriver(o.Log, bin, mtu, nil, "tap0", !o.AllowHostLoopback, "", false, false, false)
+		d, err := newParentDriver(o)
 		if err != nil {
-			started <- fmt.Errorf("slirp4netns: %w", err)
+			started <- fmt.Errorf("%s: %w", o.Driver, err)
 			return
 		}
 		netns := "/proc/" + strconv.Itoa(o.InitPID) + "/ns/net"
-		msg, cleanup, err := d.ConfigureNetwork(o.HolderPID, "", netns)
+		msg, cleanup, err := d.ConfigureNetwork(o.HolderPID, o.StateDir, netns)
 		if err != nil {
 			if cleanup != nil {
 				cleanup()
 			}
-			started <- fmt.Errorf("slirp4netns: %w", err)
+			started <- fmt.Errorf("%s: %w", o.Driver, err)
 			return
 		}
 		r.Network = Network{Dev: msg.Dev, IP: msg.IP, Netmask: msg.Netmask, Gateway: msg.Gateway, DNS: msg.DNS, MTU: msg.MTU}
+		r.ChildOpaque = msg.NetworkDriverOpaque
 		started <- nil
 		<-r.stop
 		r.stopped <- cleanup()
@@ -122,17 +161,43 @@ func Start(o Options) (*Running, error) {
 	return r, nil
 }
 
-// Stop kills slirp4netns and waits for it.
+func newParentDriver(o Options) (network.ParentDriver, error) {
+	if o.Driver == DriverGvisor {
+		// The driver dereferences its network unchecked: always give one.
+		_, subnet, _ := net.ParseCIDR("10.0.2.0/24")
+		return gvisortapvsock.NewParentDriver(o.Log, mtu, subnet, "tap0", !o.AllowHostLoopback, false)
+	}
+	bin, err := exec.LookPath("slirp4netns")
+	if err != nil {
+		return nil, ErrNotInstalled
+	}
+	return slirp4netns.NewParentDriver(o.Log, bin, mtu, nil, "tap0", !o.AllowHostLoopback, "", false, false, false)
+}
+
+// RunNetChild is the gvisor driver's child side: it opens the tap in the
+// container's network namespace (netnsPath) and pumps its frames to the
+// runner's socket until the calling process exits. It runs in the holder.
+func RunNetChild(n *Network, opaque map[string]string, netnsPath string) error {
+	// Its forwarders log a disconnect at teardown through logrus; the
+	// holder reports failures over its channel, so nothing is printed.
+	logrus.SetOutput(io.Discard)
+	msg := &messages.ParentInitNetworkDriverCompleted{Dev: n.Dev, IP: n.IP, Netmask: n.Netmask,
+		Gateway: n.Gateway, DNS: n.DNS, MTU: n.MTU, NetworkDriverOpaque: opaque}
+	_, err := gvisortapvsock.NewChildDriver().ConfigureNetworkChild(msg, netnsPath)
+	return err
+}
+
+// Stop kills slirp4netns (or closes the gvisor stack) and waits for it.
 func (r *Running) Stop() error {
 	close(r.stop)
 	return <-r.stopped
 }
 
-// Files returns /etc/hosts and /etc/resolv.conf for a container on
-// slirp4netns with the given hostname.
-func Files(hostname string) (hosts, resolv string) {
+// Files returns /etc/hosts and /etc/resolv.conf for a container on the
+// driver with the given hostname.
+func Files(d Driver, hostname string) (hosts, resolv string) {
 	hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
 		ContainerIP + "\t" + hostname + "\n"
-	resolv = "nameserver " + DNSIP + "\n"
+	resolv = "nameserver " + d.DNS() + "\n"
 	return hosts, resolv
 }

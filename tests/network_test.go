@@ -14,20 +14,41 @@ import (
 // Network tests talk only to the container's own 10.0.2.0/24 and to a
 // server the test itself runs on the host's 127.0.0.1.
 
-func TestSlirpGivesTapAddressRouteAndResolver(t *testing.T) {
-	requireBinary(t, "slirp4netns")
+// netModes are the user-mode network drivers with their gateway (and DNS).
+var netModes = []struct{ name, gateway, dns string }{
+	{"slirp", "10.0.2.2", "10.0.2.3"},
+	{"gvisor", "10.0.2.1", "10.0.2.1"},
+}
+
+func requireNetMode(t *testing.T, mode string) {
+	t.Helper()
+	if mode == "slirp" {
+		requireBinary(t, "slirp4netns")
+	}
+}
+
+func TestUserModeNetworkGivesTapAddressRouteAndResolver(t *testing.T) {
+	for _, m := range netModes {
+		t.Run(m.name, func(t *testing.T) {
+			requireNetMode(t, m.name)
+			testTapAddressRouteAndResolver(t, m.name, m.gateway, m.dns)
+		})
+	}
+}
+
+func testTapAddressRouteAndResolver(t *testing.T, mode, gateway, dns string) {
 	root := fresh(t)
 	before := snapshot(t, filepath.Join(root, "etc"))
 	out := inContainer(t, "ip -o addr show tap0; ip -o link show tap0; ip route; cat /etc/resolv.conf /etc/hosts",
-		"--net", "slirp", "--hostname", "web")
-	for _, want := range []string{"inet 10.0.2.100/24", "mtu 65520", "default via 10.0.2.2 dev tap0",
-		"nameserver 10.0.2.3", "10.0.2.100\tweb", "127.0.0.1\tlocalhost"} {
+		"--net", mode, "--hostname", "web")
+	for _, want := range []string{"inet 10.0.2.100/24", "mtu 65520", "default via " + gateway + " dev tap0",
+		"nameserver " + dns, "10.0.2.100\tweb", "127.0.0.1\tlocalhost"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in:\n%s", want, out)
 		}
 	}
 	// The same run with the rootfs given directly: nothing on disk changed.
-	if r := isobox(t, "run", "--net", "slirp", root, "true"); r.code != 0 {
+	if r := isobox(t, "run", "--net", mode, root, "true"); r.code != 0 {
 		t.Fatal(r)
 	}
 	if after := snapshot(t, filepath.Join(root, "etc")); after != before {
@@ -36,7 +57,15 @@ func TestSlirpGivesTapAddressRouteAndResolver(t *testing.T) {
 }
 
 func TestHostLoopbackIsBlockedUnlessAllowed(t *testing.T) {
-	requireBinary(t, "slirp4netns")
+	for _, m := range netModes {
+		t.Run(m.name, func(t *testing.T) {
+			requireNetMode(t, m.name)
+			testHostLoopback(t, m.name, m.gateway)
+		})
+	}
+}
+
+func testHostLoopback(t *testing.T, mode, gateway string) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -48,31 +77,56 @@ func TestHostLoopbackIsBlockedUnlessAllowed(t *testing.T) {
 	defer srv.Close()
 	port := ln.Addr().(*net.TCPAddr).Port
 	// nc, not wget: Debian's static BusyBox wget crashes (on the host too).
-	fetch := fmt.Sprintf(`printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 5 10.0.2.2 %d 2>&1`, port)
+	fetch := fmt.Sprintf(`printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 5 %s %d 2>&1`, gateway, port)
 
-	blocked := isobox(t, "run", "--net", "slirp", rootfs, "sh", "-c", fetch)
+	blocked := isobox(t, "run", "--net", mode, rootfs, "sh", "-c", fetch)
 	if strings.Contains(blocked.stdout, "hello-from-host-loopback") {
 		t.Fatalf("the container reached the host's 127.0.0.1 without --allow-host-loopback:\n%s", blocked)
 	}
-	allowed := isobox(t, "run", "--net", "slirp", "--allow-host-loopback", rootfs, "sh", "-c", fetch)
+	allowed := isobox(t, "run", "--net", mode, "--allow-host-loopback", rootfs, "sh", "-c", fetch)
 	if !strings.Contains(allowed.stdout, "hello-from-host-loopback") {
 		t.Fatalf("--allow-host-loopback did not reach the host's 127.0.0.1:\n%s", allowed)
 	}
 }
 
-func TestSlirpHelperLivesExactlyAsLongAsTheContainer(t *testing.T) {
-	requireBinary(t, "slirp4netns")
-	// Normal exit.
-	if r := isobox(t, "run", "--net", "slirp", rootfs, "true"); r.code != 0 {
+func TestNetworkHelpersLiveExactlyAsLongAsTheContainer(t *testing.T) {
+	for _, m := range netModes {
+		t.Run(m.name, func(t *testing.T) {
+			requireNetMode(t, m.name)
+			testHelperLifetime(t, m.name)
+		})
+	}
+}
+
+func testHelperLifetime(t *testing.T, mode string) {
+	mounts := hostMounts(t)
+	// Normal exit, with a published port too.
+	if r := isobox(t, "run", "--net", mode, "-p", "127.0.0.1:18095:80", rootfs, "true"); r.code != 0 {
 		t.Fatal(r)
 	}
 	waitNoLeftovers(t, "slirp4netns")
 	// SIGTERM to the runner, then SIGKILL.
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
-		cmd, _ := startContainer(t, []string{"--net", "slirp"}, "echo ready; exec sleep 987657")
+		cmd, _ := startContainer(t, []string{"--net", mode, "-p", "127.0.0.1:18096:80"}, "echo ready; exec sleep 987657")
 		cmd.Process.Signal(sig)
 		cmd.Wait()
 		waitNoLeftovers(t, "slirp4netns", "sleep 987657")
+		if c, err := net.Dial("tcp", "127.0.0.1:18096"); err == nil {
+			c.Close()
+			t.Fatalf("%v: the published port outlived the runner", sig)
+		}
+	}
+	if hostMounts(t) != mounts {
+		t.Fatal("the host's mounts changed")
+	}
+	// The helpers' sockets lived on the holder's private tmpfs: nothing of
+	// theirs is in the host's /dev/shm.
+	if entries, _ := os.ReadDir("/dev/shm"); len(entries) > 0 {
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), ".bp") || e.Name() == "gvisortapvsock" {
+				t.Fatalf("a helper's state is in the host's /dev/shm: %s", e.Name())
+			}
+		}
 	}
 }
 

@@ -32,10 +32,18 @@ func freePort(t *testing.T, proto string) int {
 }
 
 func TestPublishedTCPPortServesAFileToTheHost(t *testing.T) {
-	requireBinary(t, "slirp4netns")
+	for _, m := range netModes {
+		t.Run(m.name, func(t *testing.T) {
+			requireNetMode(t, m.name)
+			testPublishedTCP(t, m.name)
+		})
+	}
+}
+
+func testPublishedTCP(t *testing.T, mode string) {
 	port := freePort(t, "tcp")
 	spec := strconv.Itoa(port) + ":8000"
-	cmd, _ := startContainer(t, []string{"--net", "slirp", "-p", spec},
+	cmd, _ := startContainer(t, []string{"--net", mode, "-p", spec},
 		"echo hello-published > /tmp/index.html; httpd -p 8000 -h /tmp; echo ready; exec sleep 987658")
 	body := httpGet(t, "127.0.0.1:"+strconv.Itoa(port), "/index.html")
 	if !strings.Contains(body, "hello-published") {
@@ -66,7 +74,15 @@ func httpGet(t *testing.T, addr, path string) string {
 }
 
 func TestPublishedUDPPortAnswers(t *testing.T) {
-	requireBinary(t, "slirp4netns")
+	for _, m := range netModes {
+		t.Run(m.name, func(t *testing.T) {
+			requireNetMode(t, m.name)
+			testPublishedUDP(t, m.name)
+		})
+	}
+}
+
+func testPublishedUDP(t *testing.T, mode string) {
 	root := fresh(t)
 	build := exec.Command("go", append(goBuild, filepath.Join(root, "bin", "udpecho"), "./testdata/udpecho")...)
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -75,7 +91,7 @@ func TestPublishedUDPPortAnswers(t *testing.T) {
 	}
 	os.Chmod(filepath.Join(root, "bin", "udpecho"), 0o755)
 	port := freePort(t, "udp")
-	args := []string{binary, "run", "--net", "slirp", "-p", strconv.Itoa(port) + ":5353/udp", root, "udpecho", "5353"}
+	args := []string{binary, "run", "--net", mode, "-p", strconv.Itoa(port) + ":5353/udp", root, "udpecho", "5353"}
 	cmd := command(tester, nil, args...)
 	out, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr

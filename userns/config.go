@@ -1,6 +1,9 @@
 package userns
 
-import "github.com/isobox/isobox/rootfs"
+import (
+	"github.com/isobox/isobox/rootfs"
+	"github.com/isobox/isobox/slirp"
+)
 
 // Net is the network mode of a container.
 type Net string
@@ -11,7 +14,21 @@ const (
 	// NetSlirp: a namespace of its own with a tap to slirp4netns on the
 	// host (10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3).
 	NetSlirp Net = "slirp"
+	// NetGvisor: the same with gvisor-tap-vsock's stack inside the runner
+	// (gateway and DNS 10.0.2.1); nothing to install.
+	NetGvisor Net = "gvisor"
 )
+
+// driver is the user-mode network driver of n, if it has one.
+func (n Net) driver() (slirp.Driver, bool) {
+	switch n {
+	case NetSlirp:
+		return slirp.DriverSlirp4netns, true
+	case NetGvisor:
+		return slirp.DriverGvisor, true
+	}
+	return "", false
+}
 
 // TimeOffsets are the time namespace's offsets, in seconds.
 type TimeOffsets struct {

@@ -88,31 +88,43 @@ func holderMain() error {
 	return ch.send(exit)
 }
 
-// PortStateDir is where the holder mounts a tmpfs of its own for the port
-// driver's FIFO and socket. The runner reaches it through /proc/HOLDER/root;
+// StateDir is where the holder mounts a tmpfs of its own for the network
+// helpers' sockets and FIFOs (the gvisor driver's, the port driver's). The runner reaches it through /proc/HOLDER/root;
 // it exists only in the holder's mount namespace, so it disappears with the
 // holder however the runner ends: nothing is left on the host.
-const PortStateDir = "/dev/shm"
+const StateDir = "/dev/shm"
 
-// serveParent answers the parent's requests while init runs: the port
-// driver's state directory and its child side.
+// serveParent answers the parent's requests while init runs: the private
+// state directory, and the child sides of the network and port drivers,
+// which need the host's filesystem and may enter the container's network
+// namespace, as the holder can and init (pivoted) cannot.
 func serveParent(ch *channel, initPid int, quit <-chan struct{}) {
+	netns := "/proc/" + strconv.Itoa(initPid) + "/ns/net"
 	for {
-		m, _, err := ch.expect(MsgPortsPrepare, MsgPortsStart)
+		m, _, err := ch.expect(MsgStatePrepare, MsgNetStart, MsgPortsStart)
 		if err != nil {
 			return // the parent hung up: it is exiting or gone
 		}
 		switch m.Kind {
-		case MsgPortsPrepare:
-			if err := unix.Mount("tmpfs", PortStateDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=700,size=64k"); err != nil {
-				ch.send(Message{Kind: MsgError, Code: ExitSetup, Error: (&os.PathError{Op: "mount tmpfs", Path: PortStateDir, Err: err}).Error()})
+		case MsgStatePrepare:
+			if err := unix.Mount("tmpfs", StateDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=700,size=64k"); err != nil {
+				ch.send(Message{Kind: MsgError, Code: ExitSetup, Error: (&os.PathError{Op: "mount tmpfs", Path: StateDir, Err: err}).Error()})
 				continue
 			}
-			ch.send(Message{Kind: MsgPortsPrepared})
+			ch.send(Message{Kind: MsgStatePrepared})
+		case MsgNetStart:
+			if m.Network == nil {
+				ch.send(Message{Kind: MsgError, Code: ExitSetup, Error: "protocol: net-start without network"})
+				continue
+			}
+			if err := slirp.RunNetChild(m.Network, m.Opaque, netns); err != nil {
+				ch.send(Message{Kind: MsgError, Code: ExitSetup, Error: "network driver: " + err.Error()})
+				continue
+			}
+			ch.send(Message{Kind: MsgNetStarted})
 		case MsgPortsStart:
-			netns := "/proc/" + strconv.Itoa(initPid) + "/ns/net"
 			go func() {
-				if err := slirp.RunPortChild(m.Ports, quit, netns, os.Stderr); err != nil {
+				if err := slirp.RunPortChild(m.Opaque, quit, netns, os.Stderr); err != nil {
 					ch.send(Message{Kind: MsgError, Code: ExitSetup, Error: "port driver: " + err.Error()})
 				}
 			}()

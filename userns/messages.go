@@ -24,9 +24,11 @@ const (
 	MsgNetworkReady    Kind = "network-ready"    // parent → init: the network is configured, go on
 	MsgStarted         Kind = "started"          // init → parent: command forked (pty master attached with -t)
 	MsgExecing         Kind = "execing"          // init → parent: about to exec the command itself (--no-init)
-	MsgPortsPrepare    Kind = "ports-prepare"    // parent → holder: make a private tmpfs for the port driver's state
-	MsgPortsPrepared   Kind = "ports-prepared"   // holder → parent: done, at /proc/HOLDER/root + PortStateDir
-	MsgPortsStart      Kind = "ports-start"      // parent → holder: run the port driver's child side (Ports)
+	MsgStatePrepare    Kind = "state-prepare"    // parent → holder: make a private tmpfs for the network helpers' state
+	MsgStatePrepared   Kind = "state-prepared"   // holder → parent: done, at /proc/HOLDER/root + StateDir
+	MsgNetStart        Kind = "net-start"        // parent → holder: run the gvisor driver's child side (Network, Opaque)
+	MsgNetStarted      Kind = "net-started"      // holder → parent: the tap is open and pumping
+	MsgPortsStart      Kind = "ports-start"      // parent → holder: run the port driver's child side (Opaque)
 	MsgExit            Kind = "exit"             // holder → parent: init's wait status
 	MsgError           Kind = "error"            // stage → parent: setup failed; Code is the exit status
 )
@@ -39,8 +41,8 @@ type Message struct {
 	Holder *HolderConfig `json:"holder,omitempty"`
 	// Network is sent with MsgNetworkReady for init to configure.
 	Network *slirp.Network `json:"network,omitempty"`
-	// Ports is the port driver's opaque configuration for its child side.
-	Ports  map[string]string `json:"ports,omitempty"`
+	// Opaque is a RootlessKit driver's configuration for its child side.
+	Opaque map[string]string `json:"opaque,omitempty"`
 	Pid    int               `json:"pid,omitempty"`
 	Code   int               `json:"code,omitempty"`
 	Signal int               `json:"signal,omitempty"`

@@ -78,11 +78,12 @@ func Run(o Options) (int, error) {
 		return 0, setupError(fmt.Errorf("--user: gid %d is not mapped in the container (%d ids mapped)", o.GID, idmap.Size(plan.GIDs)))
 	}
 	cfg := o.Config
-	if cfg.Net == NetSlirp {
-		if err := slirp.Preflight(); err != nil {
+	driver, userMode := cfg.Net.driver()
+	if userMode {
+		if err := slirp.Preflight(driver); err != nil {
 			return 0, setupError(err)
 		}
-		hosts, resolv := slirp.Files(cfg.Hostname)
+		hosts, resolv := slirp.Files(driver, cfg.Hostname)
 		cfg.Files = append(cfg.Files, rootfs.File{Path: "/etc/hosts", Content: hosts}, rootfs.File{Path: "/etc/resolv.conf", Content: resolv})
 	}
 	cfg.SetGroups = plan.Full
@@ -182,20 +183,34 @@ func Run(o Options) (int, error) {
 		return abortedCode(nil)
 	}
 	ready := Message{Kind: MsgNetworkReady}
-	if cfg.Net == NetSlirp {
-		net, err := slirp.Start(slirp.Options{HolderPID: h.cmd.Process.Pid, InitPID: h.initPid,
-			AllowHostLoopback: o.AllowHostLoopback, Log: slirpLog(log, "slirp4netns")})
+	var stateDir string
+	if userMode || len(o.Publish) > 0 {
+		if stateDir, err = h.prepareState(); err != nil {
+			return abortedCode(stageError(err))
+		}
+	}
+	if userMode {
+		net, err := slirp.Start(slirp.Options{Driver: driver, StateDir: stateDir, HolderPID: h.cmd.Process.Pid,
+			InitPID: h.initPid, AllowHostLoopback: o.AllowHostLoopback, Log: slirpLog(log, string(driver))})
 		if err != nil {
 			return abortedCode(setupError(err))
 		}
-		// Stopped when Run returns; a killed runner takes it along by its
-		// parent-death signal.
+		// Stopped when Run returns; a killed runner takes it along (by
+		// slirp4netns's parent-death signal; gvisor runs in the runner).
 		defer net.Stop()
+		if net.ChildOpaque != nil {
+			if err := h.ch.send(Message{Kind: MsgNetStart, Network: &net.Network, Opaque: net.ChildOpaque}); err != nil {
+				return abortedCode(setupError(err))
+			}
+			if _, _, err := h.ch.expect(MsgNetStarted); err != nil {
+				return abortedCode(stageError(err))
+			}
+		}
 		ready.Network = &net.Network
-		log.Debug("network ready", "driver", "slirp4netns", "ip", net.Network.IP)
+		log.Debug("network ready", "driver", driver, "ip", net.Network.IP)
 	}
 	if len(o.Publish) > 0 {
-		ports, err := publish(h, o.Publish, slirpLog(log, "ports"))
+		ports, err := publish(h, stateDir, o.Publish, slirpLog(log, "ports"))
 		if err != nil {
 			return abortedCode(stageError(err))
 		}
@@ -246,19 +261,12 @@ func Run(o Options) (int, error) {
 // publish starts the builtin port driver: its state on a tmpfs private to
 // the holder, its child side in the holder, and every host port open
 // before the command runs, so a port in use is an error, not a surprise.
-func publish(h *holder, specs []slirp.Publish, logw io.Writer) (*slirp.Ports, error) {
-	if err := h.ch.send(Message{Kind: MsgPortsPrepare}); err != nil {
-		return nil, err
-	}
-	if _, _, err := h.ch.expect(MsgPortsPrepared); err != nil {
-		return nil, err
-	}
-	stateDir := "/proc/" + strconv.Itoa(h.cmd.Process.Pid) + "/root" + PortStateDir
+func publish(h *holder, stateDir string, specs []slirp.Publish, logw io.Writer) (*slirp.Ports, error) {
 	ports, opaque, err := slirp.NewPorts(stateDir, logw)
 	if err != nil {
 		return nil, err
 	}
-	if err := h.ch.send(Message{Kind: MsgPortsStart, Ports: opaque}); err != nil {
+	if err := h.ch.send(Message{Kind: MsgPortsStart, Opaque: opaque}); err != nil {
 		return nil, err
 	}
 	if err := ports.Publish(specs, h.done); err != nil {
@@ -266,6 +274,18 @@ func publish(h *holder, specs []slirp.Publish, logw io.Writer) (*slirp.Ports, er
 		return nil, err
 	}
 	return ports, nil
+}
+
+// prepareState has the holder mount its private tmpfs and returns the path
+// under which the runner reaches it.
+func (h *holder) prepareState() (string, error) {
+	if err := h.ch.send(Message{Kind: MsgStatePrepare}); err != nil {
+		return "", err
+	}
+	if _, _, err := h.ch.expect(MsgStatePrepared); err != nil {
+		return "", err
+	}
+	return "/proc/" + strconv.Itoa(h.cmd.Process.Pid) + "/root" + StateDir, nil
 }
 
 // slirpLog passes what a network helper prints to the log, at debug level.

@@ -15,10 +15,10 @@ import (
 // RunCmd is `isobox run`.
 type RunCmd struct {
 	Hostname string `default:"isobox" help:"Container hostname (a DNS name of at most 64 bytes)."`
-	Net      string `enum:"none,slirp,host" default:"none" help:"Network: none (own namespace, loopback only), slirp (user-mode networking through slirp4netns: 10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3), or host (the caller's network)."`
+	Net      string `enum:"none,slirp,gvisor,host" default:"none" help:"Network: none (own namespace, loopback only), slirp (user-mode networking through slirp4netns: 10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3), gvisor (the same with an in-process stack, nothing to install: gateway and DNS 10.0.2.1), or host (the caller's network)."`
 
-	Publish           []string `short:"p" sep:"none" placeholder:"[IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp]" help:"Publish a container port on the host (--net slirp). Without IP it listens on 127.0.0.1 only, unlike podman's 0.0.0.0: give 0.0.0.0: to open it to the network. Repeatable."`
-	AllowHostLoopback bool     `name:"allow-host-loopback" help:"With --net slirp, let the container reach the host's 127.0.0.1 through 10.0.2.2 (blocked by default)."`
+	Publish           []string `short:"p" sep:"none" placeholder:"[IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp]" help:"Publish a container port on the host (--net slirp or gvisor). Without IP it listens on 127.0.0.1 only, unlike podman's 0.0.0.0: give 0.0.0.0: to open it to the network. Repeatable."`
+	AllowHostLoopback bool     `name:"allow-host-loopback" help:"With --net slirp or gvisor, let the container reach the host's 127.0.0.1 through 10.0.2.2 (blocked by default)."`
 	Env               []string `short:"e" sep:"none" placeholder:"KEY[=VALUE]" help:"Set a variable; KEY alone takes the caller's value. Repeatable."`
 	EnvFile           []string `name:"env-file" sep:"none" type:"existingfile" placeholder:"FILE" help:"Read variables from a file of KEY=VALUE lines. Repeatable."`
 	Workdir           string   `short:"w" placeholder:"DIR" help:"Working directory inside the container (default /)."`
@@ -40,15 +40,16 @@ type RunCmd struct {
 // Validate checks the flags and builds the launcher's options, so that
 // every bad input is refused before anything is started.
 func (r *RunCmd) Validate() error {
-	if r.AllowHostLoopback && r.Net != "slirp" {
-		return fmt.Errorf("--allow-host-loopback needs --net slirp")
+	userMode := r.Net == "slirp" || r.Net == "gvisor"
+	if r.AllowHostLoopback && !userMode {
+		return fmt.Errorf("--allow-host-loopback needs --net slirp or gvisor")
 	}
 	publish, err := slirp.ParsePublishes(r.Publish, slirp.UnprivilegedPortStart())
 	if err != nil {
 		return err
 	}
-	if len(publish) > 0 && r.Net != "slirp" {
-		return fmt.Errorf("--publish needs --net slirp")
+	if len(publish) > 0 && !userMode {
+		return fmt.Errorf("--publish needs --net slirp or gvisor")
 	}
 	if err := userns.ValidateHostname(r.Hostname); err != nil {
 		return fmt.Errorf("--hostname: %w", err)
