@@ -5,33 +5,47 @@ import (
 	"net"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 )
 
-// Configure brings up the tap that the driver created in this network
-// namespace: MTU, address, up, and the default route through the gateway.
-func Configure(n *Network) error {
-	link, err := netlink.LinkByName(n.Dev)
+// Configure brings up the tap that the driver created in the network
+// namespace at netnsPath: MTU, address, up, and the default route through
+// the gateway. It runs in the holder, which may act on that namespace (its
+// user namespace owns it), through a netlink socket opened inside it: init,
+// the container's PID 1, then keeps no netlink socket or poller of its own.
+func Configure(n *Network, netnsPath string) error {
+	ns, err := netns.GetFromPath(netnsPath)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", netnsPath, err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return fmt.Errorf("netlink in %s: %w", netnsPath, err)
+	}
+	defer h.Close()
+	link, err := h.LinkByName(n.Dev)
 	if err != nil {
 		return fmt.Errorf("find %s: %w", n.Dev, err)
 	}
-	if err := netlink.LinkSetMTU(link, n.MTU); err != nil {
+	if err := h.LinkSetMTU(link, n.MTU); err != nil {
 		return fmt.Errorf("set mtu %d on %s: %w", n.MTU, n.Dev, err)
 	}
 	addr, err := netlink.ParseAddr(fmt.Sprintf("%s/%d", n.IP, n.Netmask))
 	if err != nil {
 		return err
 	}
-	if err := netlink.AddrAdd(link, addr); err != nil {
+	if err := h.AddrAdd(link, addr); err != nil {
 		return fmt.Errorf("add %s to %s: %w", addr, n.Dev, err)
 	}
-	if err := netlink.LinkSetUp(link); err != nil {
+	if err := h.LinkSetUp(link); err != nil {
 		return fmt.Errorf("set %s up: %w", n.Dev, err)
 	}
 	gw := net.ParseIP(n.Gateway)
 	if gw == nil {
 		return fmt.Errorf("bad gateway %q", n.Gateway)
 	}
-	if err := netlink.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: gw}); err != nil {
+	if err := h.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: gw}); err != nil {
 		return fmt.Errorf("add default route via %s: %w", gw, err)
 	}
 	return nil

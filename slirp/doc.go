@@ -6,10 +6,14 @@
 // namespaces. It uses RootlessKit's slirp4netns driver, which creates the
 // tap through `nsenter ... ip tuntap add` into the holder's user and mount
 // namespaces and the container's network namespace, then starts slirp4netns
-// on it. The container side (LoopbackUp, Configure) runs in isobox's init,
-// inside the container's network namespace, as root of the container's
-// user namespace, with netlink; it never touches a namespace it was not
-// created in, and it needs nothing from the rootfs (no `ip` inside).
+// on it (or runs gvisor-tap-vsock's stack in-process). The parent side of
+// the builtin port driver (Ports) runs there too.
 //
-// Not here yet: published ports, the in-process gvisor driver and pasta.
+// The child sides (RunNetChild, RunPortChild, Configure) run in the holder,
+// in the container's user namespace with the host's filesystem, and act on
+// the container's network namespace by path (netlink opened inside it,
+// setns on a locked thread); LoopbackUp runs in init, inside that network
+// namespace. None of them needs anything from the rootfs (no `ip` inside).
+//
+// Not here yet: the pasta driver.
 package slirp

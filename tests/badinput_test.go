@@ -90,7 +90,7 @@ func TestBadInputGetsOneLineExit125AndChangesNothing(t *testing.T) {
 		{"unknown network", []string{"run", "--net", "bogus", root, "true"}},
 		{"unknown map mode", []string{"run", "--map", "bogus", root, "true"}},
 		{"relative workdir", []string{"run", "-w", "tmp", root, "true"}},
-		{"host loopback without slirp", []string{"run", "--allow-host-loopback", root, "true"}},
+		{"host loopback without a user-mode network", []string{"run", "--net", "none", "--allow-host-loopback", root, "true"}},
 		{"busybox dir is a file", []string{"rootfs", "busybox", file}},
 		{"busybox binary missing", []string{"rootfs", "busybox", "--busybox", "/no/busybox", filepath.Join(root, "new")}},
 	} {

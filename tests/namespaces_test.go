@@ -45,7 +45,7 @@ func TestPIDNamespaceShowsOnlyTheContainer(t *testing.T) {
 }
 
 func TestNetworkNamespaceHasOnlyLoopbackUp(t *testing.T) {
-	out := inContainer(t, "ip -o link; ip -o addr show lo")
+	out := inContainer(t, "ip -o link; ip -o addr show lo", "--net", "none")
 	links := 0
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		if strings.Contains(l, "link/") {

@@ -146,3 +146,48 @@ func TestUnusableTunIsOneClearError(t *testing.T) {
 	checkOneErrorLine(t, r)
 	waitNoLeftovers(t, "slirp4netns")
 }
+
+// pathWithoutSlirp4netns is a PATH with the tools the drivers run (nsenter,
+// ip) but no slirp4netns: a machine where it is not installed.
+func pathWithoutSlirp4netns(t *testing.T) string {
+	t.Helper()
+	dir := userDir(tester, "path")
+	for _, tool := range []string{"nsenter", "ip"} {
+		p := requireBinary(t, tool)
+		if err := os.Symlink(p, filepath.Join(dir, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return "PATH=" + dir
+}
+
+func TestDefaultNetworkIsSlirpOrGvisorWithOneLine(t *testing.T) {
+	requireBinary(t, "slirp4netns")
+	if got := inContainer(t, "cat /etc/resolv.conf"); got != "nameserver 10.0.2.3\n" {
+		t.Fatalf("the default network is not slirp4netns: resolv.conf %q", got)
+	}
+	env := []string{pathWithoutSlirp4netns(t)}
+	cmd := command(tester, nil, binary, "run", rootfs, "cat", "/etc/resolv.conf")
+	cmd.Env = append(cmd.Env, env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || string(out) != "nameserver 10.0.2.1\n" {
+		t.Fatalf("without slirp4netns the default is not gvisor: %q %v %s", out, err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], "using --net gvisor") {
+		t.Fatalf("want one line saying gvisor is used, got %q", stderr.String())
+	}
+	// Asked for by name, a missing slirp4netns is an error naming the
+	// package and the alternative.
+	cmd = command(tester, env, binary, "run", "--net", "slirp", rootfs, "true")
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	err = cmd.Run()
+	r := result{stderr: errb.String(), code: cmd.ProcessState.ExitCode()}
+	if err == nil || r.code != 125 || !strings.Contains(r.stderr, "apt-get install slirp4netns") || !strings.Contains(r.stderr, "--net gvisor") {
+		t.Fatalf("--net slirp without slirp4netns: %s", r)
+	}
+	checkOneErrorLine(t, r)
+}

@@ -9,8 +9,10 @@ import (
 type Net string
 
 const (
-	NetNone Net = "none" // a network namespace of its own with only lo, up
-	NetHost Net = "host" // the caller's network namespace
+	// NetDefault: slirp, or gvisor when slirp4netns is not installed.
+	NetDefault Net = ""
+	NetNone    Net = "none" // a network namespace of its own with only lo, up
+	NetHost    Net = "host" // the caller's network namespace
 	// NetSlirp: a namespace of its own with a tap to slirp4netns on the
 	// host (10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3).
 	NetSlirp Net = "slirp"

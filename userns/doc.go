@@ -41,6 +41,14 @@
 //	    H->>I: clone NEWPID|NEWNS|NEWUTS|NEWIPC|NEWNET|NEWCGROUP
 //	    H->>P: init-started (init's host PID)
 //	    I->>P: namespaces-ready (rootfs pivoted; signals now forwarded to init)
+//	    opt user-mode network or published ports
+//	    P->>H: state-prepare (tmpfs private to the holder)
+//	    H->>P: state-prepared
+//	    P->>P: start slirp4netns or gvisor (RootlessKit driver)
+//	    P->>H: net-start (driver child side; tap address and route)
+//	    H->>P: net-started
+//	    P->>H: ports-start (port driver child side)
+//	    end
 //	    P->>I: network-ready
 //	    I->>P: started (+ pty master) | execing, then hang-up on exec
 //	    H->>P: exit (init's wait status)

@@ -117,8 +117,14 @@ func serveParent(ch *channel, initPid int, quit <-chan struct{}) {
 				ch.send(Message{Kind: MsgError, Code: ExitSetup, Error: "protocol: net-start without network"})
 				continue
 			}
-			if err := slirp.RunNetChild(m.Network, m.Opaque, netns); err != nil {
-				ch.send(Message{Kind: MsgError, Code: ExitSetup, Error: "network driver: " + err.Error()})
+			if m.Opaque != nil {
+				if err := slirp.RunNetChild(m.Network, m.Opaque, netns); err != nil {
+					ch.send(Message{Kind: MsgError, Code: ExitSetup, Error: "network driver: " + err.Error()})
+					continue
+				}
+			}
+			if err := slirp.Configure(m.Network, netns); err != nil {
+				ch.send(Message{Kind: MsgError, Code: ExitSetup, Error: err.Error()})
 				continue
 			}
 			ch.send(Message{Kind: MsgNetStarted})

@@ -60,14 +60,8 @@ func initMain() error {
 	if err := ch.send(Message{Kind: MsgNamespacesReady}); err != nil {
 		return err
 	}
-	nm, _, err := ch.expect(MsgNetworkReady)
-	if err != nil {
+	if _, _, err := ch.expect(MsgNetworkReady); err != nil {
 		return err
-	}
-	if nm.Network != nil {
-		if err := slirp.Configure(nm.Network); err != nil {
-			return ch.fail(ExitSetup, err)
-		}
 	}
 	argv0, err := lookPath(c.Args[0], c.Env)
 	if err != nil {

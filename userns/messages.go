@@ -26,8 +26,8 @@ const (
 	MsgExecing         Kind = "execing"          // init → parent: about to exec the command itself (--no-init)
 	MsgStatePrepare    Kind = "state-prepare"    // parent → holder: make a private tmpfs for the network helpers' state
 	MsgStatePrepared   Kind = "state-prepared"   // holder → parent: done, at /proc/HOLDER/root + StateDir
-	MsgNetStart        Kind = "net-start"        // parent → holder: run the gvisor driver's child side (Network, Opaque)
-	MsgNetStarted      Kind = "net-started"      // holder → parent: the tap is open and pumping
+	MsgNetStart        Kind = "net-start"        // parent → holder: configure the tap (Network), first running the driver's child side (Opaque) if it has one
+	MsgNetStarted      Kind = "net-started"      // holder → parent: the tap is up with its address and route
 	MsgPortsStart      Kind = "ports-start"      // parent → holder: run the port driver's child side (Opaque)
 	MsgExit            Kind = "exit"             // holder → parent: init's wait status
 	MsgError           Kind = "error"            // stage → parent: setup failed; Code is the exit status
@@ -39,7 +39,7 @@ type Message struct {
 	Config *Config `json:"config,omitempty"`
 	// Holder is what the holder needs from the parent with MsgMapsWritten.
 	Holder *HolderConfig `json:"holder,omitempty"`
-	// Network is sent with MsgNetworkReady for init to configure.
+	// Network is sent with MsgNetStart for the holder to configure.
 	Network *slirp.Network `json:"network,omitempty"`
 	// Opaque is a RootlessKit driver's configuration for its child side.
 	Opaque map[string]string `json:"opaque,omitempty"`

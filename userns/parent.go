@@ -78,6 +78,13 @@ func Run(o Options) (int, error) {
 		return 0, setupError(fmt.Errorf("--user: gid %d is not mapped in the container (%d ids mapped)", o.GID, idmap.Size(plan.GIDs)))
 	}
 	cfg := o.Config
+	if cfg.Net == NetDefault {
+		cfg.Net = NetSlirp
+		if err := slirp.Preflight(slirp.DriverSlirp4netns); errors.Is(err, slirp.ErrNotInstalled) {
+			log.Warn("slirp4netns is not installed: using --net gvisor (sudo apt-get install slirp4netns for the default)")
+			cfg.Net = NetGvisor
+		}
+	}
 	driver, userMode := cfg.Net.driver()
 	if userMode {
 		if err := slirp.Preflight(driver); err != nil {
@@ -198,15 +205,12 @@ func Run(o Options) (int, error) {
 		// Stopped when Run returns; a killed runner takes it along (by
 		// slirp4netns's parent-death signal; gvisor runs in the runner).
 		defer net.Stop()
-		if net.ChildOpaque != nil {
-			if err := h.ch.send(Message{Kind: MsgNetStart, Network: &net.Network, Opaque: net.ChildOpaque}); err != nil {
-				return abortedCode(setupError(err))
-			}
-			if _, _, err := h.ch.expect(MsgNetStarted); err != nil {
-				return abortedCode(stageError(err))
-			}
+		if err := h.ch.send(Message{Kind: MsgNetStart, Network: &net.Network, Opaque: net.ChildOpaque}); err != nil {
+			return abortedCode(setupError(err))
 		}
-		ready.Network = &net.Network
+		if _, _, err := h.ch.expect(MsgNetStarted); err != nil {
+			return abortedCode(stageError(err))
+		}
 		log.Debug("network ready", "driver", driver, "ip", net.Network.IP)
 	}
 	if len(o.Publish) > 0 {

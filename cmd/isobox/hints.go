@@ -18,7 +18,7 @@ func hintFor(err error) string {
 	case errors.Is(err, idmap.ErrNoSubIDRange):
 		return "ask for a subordinate range: sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $USER (or use --map single)"
 	case errors.Is(err, slirp.ErrNotInstalled):
-		return "install it: sudo apt-get install slirp4netns (or use --net none)"
+		return "install it: sudo apt-get install slirp4netns, or use --net gvisor (nothing to install)"
 	case errors.Is(err, slirp.ErrTunUnusable):
 		return "sudo chmod 0666 /dev/net/tun: the mode distributions ship; it grants nothing without a user namespace"
 	case errors.Is(err, slirp.ErrToolMissing):

@@ -15,7 +15,7 @@ import (
 // RunCmd is `isobox run`.
 type RunCmd struct {
 	Hostname string `default:"isobox" help:"Container hostname (a DNS name of at most 64 bytes)."`
-	Net      string `enum:"none,slirp,gvisor,host" default:"none" help:"Network: none (own namespace, loopback only), slirp (user-mode networking through slirp4netns: 10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3), gvisor (the same with an in-process stack, nothing to install: gateway and DNS 10.0.2.1), or host (the caller's network)."`
+	Net      string `placeholder:"MODE" help:"Network (default slirp, or gvisor when slirp4netns is not installed): slirp (user-mode networking through slirp4netns: 10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3), gvisor (the same with an in-process stack, nothing to install: gateway and DNS 10.0.2.1), none (own namespace, loopback only), or host (the caller's network)."`
 
 	Publish           []string `short:"p" sep:"none" placeholder:"[IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp]" help:"Publish a container port on the host (--net slirp or gvisor). Without IP it listens on 127.0.0.1 only, unlike podman's 0.0.0.0: give 0.0.0.0: to open it to the network. Repeatable."`
 	AllowHostLoopback bool     `name:"allow-host-loopback" help:"With --net slirp or gvisor, let the container reach the host's 127.0.0.1 through 10.0.2.2 (blocked by default)."`
@@ -40,7 +40,12 @@ type RunCmd struct {
 // Validate checks the flags and builds the launcher's options, so that
 // every bad input is refused before anything is started.
 func (r *RunCmd) Validate() error {
-	userMode := r.Net == "slirp" || r.Net == "gvisor"
+	switch r.Net {
+	case "", "slirp", "gvisor", "none", "host":
+	default:
+		return fmt.Errorf("--net %q: want slirp, gvisor, none or host", r.Net)
+	}
+	userMode := r.Net == "" || r.Net == "slirp" || r.Net == "gvisor"
 	if r.AllowHostLoopback && !userMode {
 		return fmt.Errorf("--allow-host-loopback needs --net slirp or gvisor")
 	}
