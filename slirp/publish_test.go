@@ -59,3 +59,18 @@ func FuzzParsePublish(f *testing.F) {
 		}
 	})
 }
+
+func TestParsePastaVersion(t *testing.T) {
+	for _, tc := range []struct{ out, deb, want string }{
+		{"pasta 2023_06_25.32660ce\nCopyright Red Hat", "", "20230625"},
+		{"pasta unknown version\nCopyright Red Hat", "0.0~git20230309.7c7625d-1", "20230309"},
+		{"pasta 2024_10_30.ee7d0b6", "0.0~git20230309.7c7625d-1", "20241030"},
+	} {
+		if got, ok := ParsePastaVersion(tc.out, tc.deb); !ok || got != tc.want {
+			t.Errorf("%q/%q: %q %v, want %q", tc.out, tc.deb, got, ok, tc.want)
+		}
+	}
+	if _, ok := ParsePastaVersion("pasta unknown version", ""); ok {
+		t.Error("an unknown version was parsed")
+	}
+}

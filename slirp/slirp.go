@@ -13,6 +13,7 @@ import (
 	"github.com/rootless-containers/rootlesskit/v3/pkg/messages"
 	"github.com/rootless-containers/rootlesskit/v3/pkg/network"
 	"github.com/rootless-containers/rootlesskit/v3/pkg/network/gvisortapvsock"
+	"github.com/rootless-containers/rootlesskit/v3/pkg/network/pasta"
 	"github.com/rootless-containers/rootlesskit/v3/pkg/network/slirp4netns"
 	"github.com/sirupsen/logrus"
 )
@@ -47,6 +48,8 @@ const (
 	// DriverGvisor runs gvisor-tap-vsock's network stack inside the runner;
 	// nothing needs to be installed.
 	DriverGvisor Driver = "gvisor"
+	// DriverPasta runs passt's pasta, which configures the tap itself.
+	DriverPasta Driver = "pasta"
 )
 
 // The drivers' fixed addresses (their defaults without --cidr), known before
@@ -92,6 +95,9 @@ type Options struct {
 // Preflight checks what Start needs, so that a missing piece is one clear
 // error before any namespace is made.
 func Preflight(d Driver) error {
+	if d == DriverPasta {
+		return checkPasta()
+	}
 	if _, err := exec.LookPath("slirp4netns"); err != nil && d == DriverSlirp4netns {
 		return ErrNotInstalled
 	}
@@ -111,6 +117,8 @@ func Preflight(d Driver) error {
 // Running is a started network helper.
 type Running struct {
 	Network Network
+	// Configured: the driver set the tap's address and route itself (pasta).
+	Configured bool
 	// ChildOpaque is what the driver's child side needs (gvisor's socket);
 	// nil when the driver has no child side.
 	ChildOpaque map[string]string
@@ -151,6 +159,7 @@ func Start(o Options) (*Running, error) {
 		}
 		r.Network = Network{Dev: msg.Dev, IP: msg.IP, Netmask: msg.Netmask, Gateway: msg.Gateway, DNS: msg.DNS, MTU: msg.MTU}
 		r.ChildOpaque = msg.NetworkDriverOpaque
+		r.Configured = o.Driver == DriverPasta
 		started <- nil
 		<-r.stop
 		r.stopped <- cleanup()
@@ -166,6 +175,14 @@ func newParentDriver(o Options) (network.ParentDriver, error) {
 		// The driver dereferences its network unchecked: always give one.
 		_, subnet, _ := net.ParseCIDR("10.0.2.0/24")
 		return gvisortapvsock.NewParentDriver(o.Log, mtu, subnet, "tap0", !o.AllowHostLoopback, false)
+	}
+	if o.Driver == DriverPasta {
+		bin, _, err := PastaVersion()
+		if err != nil {
+			return nil, err
+		}
+		_, subnet, _ := net.ParseCIDR("10.0.2.0/24")
+		return pasta.NewParentDriver(o.Log, bin, mtu, subnet, "tap0", "", !o.AllowHostLoopback, false, false)
 	}
 	bin, err := exec.LookPath("slirp4netns")
 	if err != nil {

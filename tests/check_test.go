@@ -30,7 +30,7 @@ func TestCheckReportsEveryPrerequisiteAndPassesHere(t *testing.T) {
 	}
 	for _, want := range []string{"kernel", "user.max_user_namespaces", "user namespace", "newuidmap", "newgidmap",
 		"subordinate uids", "subordinate gids", "static busybox", "time namespace", "/dev/net/tun",
-		"slirp4netns", "pasta", "overlayfs in a user namespace", "cgroup v2 delegation"} {
+		"slirp4netns", "pasta", "ip", "nsenter", "overlayfs in a user namespace", "cgroup v2 delegation"} {
 		if !names[want] {
 			t.Errorf("check does not report %q", want)
 		}

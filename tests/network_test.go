@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -190,4 +191,22 @@ func TestDefaultNetworkIsSlirpOrGvisorWithOneLine(t *testing.T) {
 		t.Fatalf("--net slirp without slirp4netns: %s", r)
 	}
 	checkOneErrorLine(t, r)
+}
+
+func TestPastaOlderThanTheDriverNeedsIsRefused(t *testing.T) {
+	requireBinary(t, "pasta")
+	deb, _ := exec.Command("dpkg-query", "-W", "-f=${Version}", "passt").Output()
+	if !strings.Contains(string(deb), "git2023030") && !strings.Contains(string(deb), "git202302") {
+		t.Skipf("passt %s is not one of the old releases this test is about", deb)
+	}
+	mounts := hostMounts(t)
+	r := isobox(t, "run", "--net", "pasta", rootfs, "true")
+	if r.code != 125 || !strings.Contains(r.stderr, "20230625") || !strings.Contains(r.stderr, "--net slirp") {
+		t.Fatalf("want exit 125 naming the version needed and the alternative: %s", r)
+	}
+	checkOneErrorLine(t, r)
+	waitNoLeftovers(t, "pasta", "slirp4netns")
+	if hostMounts(t) != mounts {
+		t.Fatal("the host's mounts changed")
+	}
 }

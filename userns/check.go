@@ -15,6 +15,7 @@ import (
 
 	"github.com/isobox/isobox/idmap"
 	"github.com/isobox/isobox/rootfs"
+	"github.com/isobox/isobox/slirp"
 )
 
 // CheckResult is one line of `isobox check`.
@@ -64,8 +65,12 @@ func Check() []CheckResult {
 	add(CheckResult{Name: "time namespace", OK: terr == nil, Required: false,
 		Detail: orErr("supported (--time-offset)", terr), Fix: "needs Linux 5.6 or later"})
 	add(checkTun())
-	for _, b := range []string{"slirp4netns", "pasta"} {
-		add(checkBinary(b, "--version", "sudo apt-get install "+map[string]string{"slirp4netns": "slirp4netns", "pasta": "passt"}[b]))
+	add(checkBinary("slirp4netns", "--version", "sudo apt-get install slirp4netns (or use --net gvisor: nothing to install)"))
+	add(checkPasta())
+	for _, t := range []struct{ name, pkg string }{{"ip", "iproute2"}, {"nsenter", "util-linux"}} {
+		p, err := exec.LookPath(t.name)
+		add(CheckResult{Name: t.name, OK: err == nil, Detail: orErr(p+" (the network drivers run it)", err),
+			Fix: "sudo apt-get install " + t.pkg})
 	}
 	add(probe("overlayfs in a user namespace", false, "mount overlay", "needs Linux 5.11 or later, or fuse-overlayfs"))
 	add(checkCgroup())
@@ -173,6 +178,17 @@ func checkBinary(name, versionFlag, fix string) CheckResult {
 	out, _ := exec.Command(p, versionFlag).CombinedOutput()
 	first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
 	r.OK, r.Detail = true, p+": "+first
+	return r
+}
+
+func checkPasta() CheckResult {
+	r := CheckResult{Name: "pasta", Fix: "pasta 2023_06_25 or later (passt from a newer release) for --net pasta; --net slirp and gvisor need no pasta"}
+	if err := slirp.Preflight(slirp.DriverPasta); err != nil {
+		r.Detail = strings.TrimPrefix(err.Error(), slirp.ErrPastaUnusable.Error()+": ")
+		return r
+	}
+	path, date, _ := slirp.PastaVersion()
+	r.OK, r.Detail = true, fmt.Sprintf("%s (%s)", path, date)
 	return r
 }
 

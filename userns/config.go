@@ -19,6 +19,8 @@ const (
 	// NetGvisor: the same with gvisor-tap-vsock's stack inside the runner
 	// (gateway and DNS 10.0.2.1); nothing to install.
 	NetGvisor Net = "gvisor"
+	// NetPasta: the same through passt's pasta (2023_06_25 or later).
+	NetPasta Net = "pasta"
 )
 
 // driver is the user-mode network driver of n, if it has one.
@@ -28,6 +30,8 @@ func (n Net) driver() (slirp.Driver, bool) {
 		return slirp.DriverSlirp4netns, true
 	case NetGvisor:
 		return slirp.DriverGvisor, true
+	case NetPasta:
+		return slirp.DriverPasta, true
 	}
 	return "", false
 }

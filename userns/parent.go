@@ -205,11 +205,13 @@ func Run(o Options) (int, error) {
 		// Stopped when Run returns; a killed runner takes it along (by
 		// slirp4netns's parent-death signal; gvisor runs in the runner).
 		defer net.Stop()
-		if err := h.ch.send(Message{Kind: MsgNetStart, Network: &net.Network, Opaque: net.ChildOpaque}); err != nil {
-			return abortedCode(setupError(err))
-		}
-		if _, _, err := h.ch.expect(MsgNetStarted); err != nil {
-			return abortedCode(stageError(err))
+		if !net.Configured {
+			if err := h.ch.send(Message{Kind: MsgNetStart, Network: &net.Network, Opaque: net.ChildOpaque}); err != nil {
+				return abortedCode(setupError(err))
+			}
+			if _, _, err := h.ch.expect(MsgNetStarted); err != nil {
+				return abortedCode(stageError(err))
+			}
 		}
 		log.Debug("network ready", "driver", driver, "ip", net.Network.IP)
 	}

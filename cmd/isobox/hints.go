@@ -21,6 +21,8 @@ func hintFor(err error) string {
 		return "install it: sudo apt-get install slirp4netns, or use --net gvisor (nothing to install)"
 	case errors.Is(err, slirp.ErrTunUnusable):
 		return "sudo chmod 0666 /dev/net/tun: the mode distributions ship; it grants nothing without a user namespace"
+	case errors.Is(err, slirp.ErrPastaUnusable):
+		return "--net slirp (slirp4netns) and --net gvisor (nothing to install) give the same network"
 	case errors.Is(err, slirp.ErrToolMissing):
 		return "sudo apt-get install iproute2 util-linux (the driver runs nsenter and ip on the host)"
 	case errors.Is(err, rootfs.ErrBusyBoxNotFound):

@@ -15,7 +15,7 @@ import (
 // RunCmd is `isobox run`.
 type RunCmd struct {
 	Hostname string `default:"isobox" help:"Container hostname (a DNS name of at most 64 bytes)."`
-	Net      string `placeholder:"MODE" help:"Network (default slirp, or gvisor when slirp4netns is not installed): slirp (user-mode networking through slirp4netns: 10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3), gvisor (the same with an in-process stack, nothing to install: gateway and DNS 10.0.2.1), none (own namespace, loopback only), or host (the caller's network)."`
+	Net      string `placeholder:"MODE" help:"Network (default slirp, or gvisor when slirp4netns is not installed): slirp (user-mode networking through slirp4netns: 10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3), gvisor (the same with an in-process stack, nothing to install: gateway and DNS 10.0.2.1), pasta (passt's pasta, 2023_06_25 or later), none (own namespace, loopback only), or host (the caller's network)."`
 
 	Publish           []string `short:"p" sep:"none" placeholder:"[IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp]" help:"Publish a container port on the host (--net slirp or gvisor). Without IP it listens on 127.0.0.1 only, unlike podman's 0.0.0.0: give 0.0.0.0: to open it to the network. Repeatable."`
 	AllowHostLoopback bool     `name:"allow-host-loopback" help:"With --net slirp or gvisor, let the container reach the host's 127.0.0.1 through 10.0.2.2 (blocked by default)."`
@@ -41,11 +41,11 @@ type RunCmd struct {
 // every bad input is refused before anything is started.
 func (r *RunCmd) Validate() error {
 	switch r.Net {
-	case "", "slirp", "gvisor", "none", "host":
+	case "", "slirp", "gvisor", "pasta", "none", "host":
 	default:
-		return fmt.Errorf("--net %q: want slirp, gvisor, none or host", r.Net)
+		return fmt.Errorf("--net %q: want slirp, gvisor, pasta, none or host", r.Net)
 	}
-	userMode := r.Net == "" || r.Net == "slirp" || r.Net == "gvisor"
+	userMode := r.Net != "none" && r.Net != "host"
 	if r.AllowHostLoopback && !userMode {
 		return fmt.Errorf("--allow-host-loopback needs --net slirp or gvisor")
 	}
