@@ -10,7 +10,7 @@ export CGO_ENABLED := 0
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 UNIT := ./idmap/... ./userns/... ./rootfs/... ./slirp/... ./cmd/...
 
-.PHONY: all build setup demo test unit integration lint fuzz clean
+.PHONY: all build setup demo test unit integration lint fuzz bench clean
 
 all: build
 
@@ -35,6 +35,11 @@ integration: build
 	$(GO) test -count=1 -timeout 20m ./tests/...
 
 test: setup lint unit integration
+
+# Ratios against the peers in one run (rootlesskit is a Debian package).
+bench: setup build
+	@command -v rootlesskit >/dev/null || { [ "$$(id -u)" != 0 ] || apt-get install -y -qq rootlesskit >/dev/null; }
+	$(GO) run ./bench $(CURDIR)/bin/isobox
 
 fuzz:
 	$(GO) test -run XXX -fuzz FuzzParse$$ -fuzztime 20s ./idmap/
