@@ -21,20 +21,20 @@ var netModes = []struct{ name, gateway, dns string }{
 	{"gvisor", "10.0.2.1", "10.0.2.1"},
 }
 
-func requireNetMode(t *testing.T, mode string) {
-	t.Helper()
-	if mode == "slirp" {
-		requireBinary(t, "slirp4netns")
+// forEachNetMode runs test once per user-mode driver, as a subtest.
+func forEachNetMode(t *testing.T, test func(t *testing.T, mode, gateway, dns string)) {
+	for _, m := range netModes {
+		t.Run(m.name, func(t *testing.T) {
+			if m.name == "slirp" {
+				requireBinary(t, "slirp4netns")
+			}
+			test(t, m.name, m.gateway, m.dns)
+		})
 	}
 }
 
 func TestUserModeNetworkGivesTapAddressRouteAndResolver(t *testing.T) {
-	for _, m := range netModes {
-		t.Run(m.name, func(t *testing.T) {
-			requireNetMode(t, m.name)
-			testTapAddressRouteAndResolver(t, m.name, m.gateway, m.dns)
-		})
-	}
+	forEachNetMode(t, testTapAddressRouteAndResolver)
 }
 
 func testTapAddressRouteAndResolver(t *testing.T, mode, gateway, dns string) {
@@ -58,15 +58,10 @@ func testTapAddressRouteAndResolver(t *testing.T, mode, gateway, dns string) {
 }
 
 func TestHostLoopbackIsBlockedUnlessAllowed(t *testing.T) {
-	for _, m := range netModes {
-		t.Run(m.name, func(t *testing.T) {
-			requireNetMode(t, m.name)
-			testHostLoopback(t, m.name, m.gateway)
-		})
-	}
+	forEachNetMode(t, testHostLoopback)
 }
 
-func testHostLoopback(t *testing.T, mode, gateway string) {
+func testHostLoopback(t *testing.T, mode, gateway, _ string) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -91,15 +86,10 @@ func testHostLoopback(t *testing.T, mode, gateway string) {
 }
 
 func TestNetworkHelpersLiveExactlyAsLongAsTheContainer(t *testing.T) {
-	for _, m := range netModes {
-		t.Run(m.name, func(t *testing.T) {
-			requireNetMode(t, m.name)
-			testHelperLifetime(t, m.name)
-		})
-	}
+	forEachNetMode(t, testHelperLifetime)
 }
 
-func testHelperLifetime(t *testing.T, mode string) {
+func testHelperLifetime(t *testing.T, mode, _, _ string) {
 	mounts := hostMounts(t)
 	// Normal exit, with a published port too.
 	if r := isobox(t, "run", "--net", mode, "-p", "127.0.0.1:18095:80", rootfs, "true"); r.code != 0 {

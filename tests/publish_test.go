@@ -32,15 +32,10 @@ func freePort(t *testing.T, proto string) int {
 }
 
 func TestPublishedTCPPortServesAFileToTheHost(t *testing.T) {
-	for _, m := range netModes {
-		t.Run(m.name, func(t *testing.T) {
-			requireNetMode(t, m.name)
-			testPublishedTCP(t, m.name)
-		})
-	}
+	forEachNetMode(t, testPublishedTCP)
 }
 
-func testPublishedTCP(t *testing.T, mode string) {
+func testPublishedTCP(t *testing.T, mode, _, _ string) {
 	port := freePort(t, "tcp")
 	spec := strconv.Itoa(port) + ":8000"
 	cmd, _ := startContainer(t, []string{"--net", mode, "-p", spec},
@@ -74,15 +69,10 @@ func httpGet(t *testing.T, addr, path string) string {
 }
 
 func TestPublishedUDPPortAnswers(t *testing.T) {
-	for _, m := range netModes {
-		t.Run(m.name, func(t *testing.T) {
-			requireNetMode(t, m.name)
-			testPublishedUDP(t, m.name)
-		})
-	}
+	forEachNetMode(t, testPublishedUDP)
 }
 
-func testPublishedUDP(t *testing.T, mode string) {
+func testPublishedUDP(t *testing.T, mode, _, _ string) {
 	root := fresh(t)
 	build := exec.Command("go", append(goBuild, filepath.Join(root, "bin", "udpecho"), "./testdata/udpecho")...)
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -1,16 +1,11 @@
 package userns
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
-	"runtime"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -264,48 +259,6 @@ func Run(o Options) (int, error) {
 	return m.Code, nil
 }
 
-// publish starts the builtin port driver: its state on a tmpfs private to
-// the holder, its child side in the holder, and every host port open
-// before the command runs, so a port in use is an error, not a surprise.
-func publish(h *holder, stateDir string, specs []slirp.Publish, logw io.Writer) (*slirp.Ports, error) {
-	ports, opaque, err := slirp.NewPorts(stateDir, logw)
-	if err != nil {
-		return nil, err
-	}
-	if err := h.ch.send(Message{Kind: MsgPortsStart, Opaque: opaque}); err != nil {
-		return nil, err
-	}
-	if err := ports.Publish(specs, h.done); err != nil {
-		ports.Stop()
-		return nil, err
-	}
-	return ports, nil
-}
-
-// prepareState has the holder mount its private tmpfs and returns the path
-// under which the runner reaches it.
-func (h *holder) prepareState() (string, error) {
-	if err := h.ch.send(Message{Kind: MsgStatePrepare}); err != nil {
-		return "", err
-	}
-	if _, _, err := h.ch.expect(MsgStatePrepared); err != nil {
-		return "", err
-	}
-	return "/proc/" + strconv.Itoa(h.cmd.Process.Pid) + "/root" + StateDir, nil
-}
-
-// slirpLog passes what a network helper prints to the log, at debug level.
-func slirpLog(log *slog.Logger, stage string) io.Writer {
-	r, w := io.Pipe()
-	go func() {
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			log.Debug(sc.Text(), "stage", stage)
-		}
-	}()
-	return w
-}
-
 // stageError keeps a stage's own exit code, else makes err a setup error.
 func stageError(err error) error {
 	var se *StageError
@@ -315,156 +268,8 @@ func stageError(err error) error {
 	return setupError(err)
 }
 
-// holder is the running stage 1 and its channel.
-type holder struct {
-	cmd     *exec.Cmd
-	ch      *channel
-	done    chan struct{}
-	initPid int
-	killed  atomic.Bool
-}
-
-// startHolder starts stage in a new user and mount namespace. The thread
-// that forks it stays locked and alive until the holder is reaped: the
-// holder's parent-death signal fires when that thread exits.
-func startHolder(stage string, env []string, extra ...*os.File) (*holder, error) {
-	parentEnd, childEnd, err := channelPair("holder")
-	if err != nil {
-		return nil, err
-	}
-	defer childEnd.Close()
-	h := &holder{
-		ch:   &channel{f: parentEnd, name: "holder"},
-		done: make(chan struct{}),
-	}
-	h.cmd = &exec.Cmd{
-		Path:       selfExe,
-		Args:       []string{stage},
-		Env:        env,
-		Stdin:      os.Stdin,
-		Stdout:     os.Stdout,
-		Stderr:     os.Stderr,
-		ExtraFiles: append([]*os.File{childEnd}, extra...),
-		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS,
-			Pdeathsig:  syscall.SIGKILL,
-			// Capabilities in a new user namespace are lost at execve while
-			// the namespace has no maps yet (the uid is not 0 there). Raised
-			// as ambient before the exec, they survive it, so the holder
-			// can nest namespaces without exec'ing itself a second time.
-			AmbientCaps: boundingCaps(),
-		},
-	}
-	if stage == stageHolder {
-		h.cmd.SysProcAttr.Setsid = true
-	}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // Pdeathsig: see above
-		defer runtime.UnlockOSThread()
-		if err := h.cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		h.cmd.Wait()
-		close(h.done)
-	}()
-	if err := <-started; err != nil {
-		parentEnd.Close()
-		return nil, fmt.Errorf("start %s in a new user namespace: %w%s", stage, err, userNSHint(err))
-	}
-	return h, nil
-}
-
-func (h *holder) kill() {
-	select {
-	case <-h.done:
-		return
-	default:
-	}
-	if h.killed.CompareAndSwap(false, true) {
-		h.cmd.Process.Kill()
-	}
-	<-h.done
-	h.ch.Close()
-}
-
-func (h *holder) wait() {
-	<-h.done
-	h.ch.Close()
-}
-
-// userNSHint explains the usual reasons a user namespace cannot be made.
-func userNSHint(err error) string {
-	if !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.ENOSPC) {
-		return ""
-	}
-	return " (user namespaces are disabled or restricted on this host: run `isobox check`)"
-}
-
-// boundingCaps lists the capabilities in this process's bounding set: the
-// only ones a child may raise as ambient.
-func boundingCaps() []uintptr {
-	last := 40
-	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
-		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-			last = n
-		}
-	}
-	var caps []uintptr
-	for c := 0; c <= last; c++ {
-		if ok, _ := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); ok == 1 {
-			caps = append(caps, uintptr(c))
-		}
-	}
-	return caps
-}
-
 // HaveTimeNamespace reports whether the kernel has time namespaces.
 func HaveTimeNamespace() bool {
 	_, err := os.Lstat("/proc/self/ns/time")
 	return err == nil
-}
-
-// PlanMapping reads the caller's subordinate ranges and decides the mapping.
-func PlanMapping(mode idmap.Mode) (idmap.Plan, error) {
-	c, err := CurrentCaller()
-	if err != nil {
-		return idmap.Plan{}, err
-	}
-	return idmap.Decide(mode, c)
-}
-
-// CurrentCaller describes the calling user for idmap.Decide.
-func CurrentCaller() (idmap.Caller, error) {
-	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
-	name := userName(uid)
-	subu, err := idmap.LoadRanges("/etc/subuid", name, uid)
-	if err != nil {
-		return idmap.Caller{}, err
-	}
-	subg, err := idmap.LoadRanges("/etc/subgid", name, uid)
-	if err != nil {
-		return idmap.Caller{}, err
-	}
-	return idmap.Caller{UID: uid, GID: gid, SubUIDs: subu, SubGIDs: subg, HaveHelpers: idmap.HaveHelpers()}, nil
-}
-
-// userName looks the uid up in /etc/passwd: newuidmap matches subordinate
-// ranges by name as well as by number. os/user is avoided because with cgo
-// it may consult NSS modules that are not there in a static build.
-func userName(uid uint32) string {
-	b, err := os.ReadFile("/etc/passwd")
-	if err != nil {
-		return ""
-	}
-	want := strconv.FormatUint(uint64(uid), 10)
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Split(line, ":")
-		if len(f) > 2 && f[2] == want {
-			return f[0]
-		}
-	}
-	return ""
 }
