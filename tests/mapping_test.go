@@ -133,3 +133,16 @@ func TestSetuidBinaryRefusesToRun(t *testing.T) {
 	}
 	checkOneErrorLine(t, r)
 }
+
+// The unshared command shares the caller's process group: a terminal's
+// SIGINT reaches it once, not again through the runner, and it starts
+// with SIGINT at its default, not ignored.
+func TestUnshareCommandGetsGroupSignalsOnce(t *testing.T) {
+	r := isobox(t, "unshare", "sh", "-c", `trap "echo got-int" INT; kill -INT 0; sleep 0.3; echo done`)
+	if r.code != 0 || r.stdout != "got-int\ndone\n" {
+		t.Fatalf("want the trap to run once: %s", r)
+	}
+	if r := isobox(t, "unshare", "sh", "-c", "kill -INT 0; sleep 5; echo not-reached"); r.code != 130 {
+		t.Fatalf("SIGINT did not end the command (exit %d, want 130): %s", r.code, r)
+	}
+}

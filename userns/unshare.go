@@ -41,10 +41,15 @@ func Unshare(o UnshareOptions) (int, error) {
 		return 0, &Error{Code: ExitNotFound, Err: fmt.Errorf("%s: command not found", o.Args[0])}
 	}
 	// The command runs in the caller's session and process group, like any
-	// command the caller starts; signals are passed on all the same, for
-	// when they are sent to the runner alone.
+	// command the caller starts, so the terminal's SIGINT, SIGQUIT and
+	// SIGWINCH reach it directly: the runner catches and drops those, as a
+	// shell waiting for its job does. (Ignoring them would pass SIG_IGN on
+	// to the command.) Signals sent to the runner alone are passed on.
+	fromTerminal := make(chan os.Signal, 8)
+	signal.Notify(fromTerminal, unix.SIGINT, unix.SIGQUIT, unix.SIGWINCH)
+	defer signal.Stop(fromTerminal)
 	sigc := make(chan os.Signal, 32)
-	signal.Notify(sigc, runnerSignals...)
+	signal.Notify(sigc, unix.SIGTERM, unix.SIGHUP, unix.SIGUSR1, unix.SIGUSR2)
 	defer signal.Stop(sigc)
 	h, err := startHolder(stageUnshare, os.Environ())
 	if err != nil {
@@ -52,8 +57,12 @@ func Unshare(o UnshareOptions) (int, error) {
 	}
 	defer h.kill()
 	go func() {
-		for s := range sigc {
-			h.cmd.Process.Signal(s)
+		for {
+			select {
+			case s := <-sigc:
+				h.cmd.Process.Signal(s)
+			case <-fromTerminal:
+			}
 		}
 	}()
 	if _, _, err := h.ch.expect(MsgReady); err != nil {
