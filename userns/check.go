@@ -69,7 +69,7 @@ func Check() []CheckResult {
 	add(checkPasta())
 	for _, t := range []struct{ name, pkg string }{{"ip", "iproute2"}, {"nsenter", "util-linux"}} {
 		p, err := exec.LookPath(t.name)
-		add(CheckResult{Name: t.name, OK: err == nil, Detail: orErr(p+" (the network drivers run it)", err),
+		add(CheckResult{Name: t.name, OK: err == nil, Required: true, Detail: orErr(p+" (the default network's driver runs it)", err),
 			Fix: "sudo apt-get install " + t.pkg})
 	}
 	add(probe("overlayfs in a user namespace", false, "mount overlay", "needs Linux 5.11 or later, or fuse-overlayfs"))
@@ -153,8 +153,9 @@ func checkRanges(name, path, flag, user string) CheckResult {
 }
 
 func checkTun() CheckResult {
-	r := CheckResult{Name: "/dev/net/tun", Required: false,
-		Fix: "sudo chmod 0666 /dev/net/tun (the mode distributions ship; it is needed by slirp4netns and pasta, and grants nothing without a user namespace)"}
+	// Required: the default network (slirp, or gvisor) creates a tap.
+	r := CheckResult{Name: "/dev/net/tun", Required: true,
+		Fix: "sudo chmod 0666 /dev/net/tun (the mode distributions ship; the default network needs it, and it grants nothing without a user namespace; or run with --net none)"}
 	f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
 	if err != nil {
 		r.Detail = err.Error()

@@ -20,7 +20,7 @@ func hintFor(err error) string {
 	case errors.Is(err, slirp.ErrNotInstalled):
 		return "install it: sudo apt-get install slirp4netns, or use --net gvisor (nothing to install)"
 	case errors.Is(err, slirp.ErrTunUnusable):
-		return "sudo chmod 0666 /dev/net/tun: the mode distributions ship; it grants nothing without a user namespace"
+		return "sudo chmod 0666 /dev/net/tun: the mode distributions ship; it grants nothing without a user namespace (or use --net none)"
 	case errors.Is(err, slirp.ErrPastaUnusable):
 		return "--net slirp (slirp4netns) and --net gvisor (nothing to install) give the same network"
 	case errors.Is(err, slirp.ErrToolMissing):
