@@ -14,8 +14,11 @@ UNIT := ./idmap/... ./userns/... ./rootfs/... ./slirp/... ./cmd/...
 
 all: build
 
+# isobox-gvisor, the helper of --net gvisor, goes next to isobox: gvisor's
+# packages would slow the start of every isobox process (slirp/gvisor).
 build:
 	$(GO) build $(GOFLAGS_BUILD) -o bin/isobox ./cmd/isobox
+	$(GO) build $(GOFLAGS_BUILD) -o bin/isobox-gvisor ./cmd/isobox-gvisor
 
 setup:
 	@bash .ci/setup-host

@@ -67,6 +67,10 @@ func run(bin string) error {
 	if err := copyFile(bin, runner); err != nil {
 		return err
 	}
+	// --net gvisor's helper lives next to isobox.
+	if err := copyFile(filepath.Join(filepath.Dir(bin), "isobox-gvisor"), filepath.Join(dir, "isobox-gvisor")); err != nil {
+		return err
+	}
 	rootfs = filepath.Join(dir, "rootfs")
 	if out, err := command(runner, "rootfs", "busybox", rootfs).CombinedOutput(); err != nil {
 		return fmt.Errorf("rootfs: %v %s", err, out)

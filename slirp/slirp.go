@@ -10,9 +10,7 @@ import (
 	"runtime"
 	"strconv"
 
-	"github.com/rootless-containers/rootlesskit/v3/pkg/messages"
 	"github.com/rootless-containers/rootlesskit/v3/pkg/network"
-	"github.com/rootless-containers/rootlesskit/v3/pkg/network/gvisortapvsock"
 	"github.com/rootless-containers/rootlesskit/v3/pkg/network/pasta"
 	"github.com/rootless-containers/rootlesskit/v3/pkg/network/slirp4netns"
 	"github.com/sirupsen/logrus"
@@ -98,6 +96,11 @@ func Preflight(d Driver) error {
 	if d == DriverPasta {
 		return checkPasta()
 	}
+	if d == DriverGvisor {
+		if _, err := GvisorHelper(); err != nil {
+			return err
+		}
+	}
 	if _, err := exec.LookPath("slirp4netns"); err != nil && d == DriverSlirp4netns {
 		return ErrNotInstalled
 	}
@@ -119,6 +122,8 @@ type Running struct {
 	Network Network
 	// Configured: the driver set the tap's address and route itself (pasta).
 	Configured bool
+	// Helper is the isobox-gvisor binary, whose child side the holder runs.
+	Helper string
 	// ChildOpaque is what the driver's child side needs (gvisor's socket);
 	// nil when the driver has no child side.
 	ChildOpaque map[string]string
@@ -143,6 +148,10 @@ func Start(o Options) (*Running, error) {
 	go func() {
 		runtime.LockOSThread() // slirp4netns's Pdeathsig: see above
 		defer runtime.UnlockOSThread()
+		if o.Driver == DriverGvisor {
+			r.runGvisorHelper(o, started)
+			return
+		}
 		d, err := newParentDriver(o)
 		if err != nil {
 			started <- fmt.Errorf("%s: %w", o.Driver, err)
@@ -171,11 +180,6 @@ func Start(o Options) (*Running, error) {
 }
 
 func newParentDriver(o Options) (network.ParentDriver, error) {
-	if o.Driver == DriverGvisor {
-		// The driver dereferences its network unchecked: always give one.
-		_, subnet, _ := net.ParseCIDR("10.0.2.0/24")
-		return gvisortapvsock.NewParentDriver(o.Log, mtu, subnet, "tap0", !o.AllowHostLoopback, false)
-	}
 	if o.Driver == DriverPasta {
 		bin, _, err := PastaVersion()
 		if err != nil {
@@ -189,19 +193,6 @@ func newParentDriver(o Options) (network.ParentDriver, error) {
 		return nil, ErrNotInstalled
 	}
 	return slirp4netns.NewParentDriver(o.Log, bin, mtu, nil, "tap0", !o.AllowHostLoopback, "", false, false, false)
-}
-
-// RunNetChild is the gvisor driver's child side: it opens the tap in the
-// container's network namespace (netnsPath) and pumps its frames to the
-// runner's socket until the calling process exits. It runs in the holder.
-func RunNetChild(n *Network, opaque map[string]string, netnsPath string) error {
-	// Its forwarders log a disconnect at teardown through logrus; the
-	// holder reports failures over its channel, so nothing is printed.
-	logrus.SetOutput(io.Discard)
-	msg := &messages.ParentInitNetworkDriverCompleted{Dev: n.Dev, IP: n.IP, Netmask: n.Netmask,
-		Gateway: n.Gateway, DNS: n.DNS, MTU: n.MTU, NetworkDriverOpaque: opaque}
-	_, err := gvisortapvsock.NewChildDriver().ConfigureNetworkChild(msg, netnsPath)
-	return err
 }
 
 // Stop kills slirp4netns (or closes the gvisor stack) and waits for it.

@@ -76,8 +76,17 @@ func setup(m *testing.M) (int, error) {
 	if err := build.Run(); err != nil {
 		return 0, fmt.Errorf("go build: %w", err)
 	}
-	if err := os.Chmod(binary, 0o755); err != nil {
-		return 0, err
+	// The helper of --net gvisor goes next to isobox, where it looks.
+	helper := exec.Command("go", append(goBuild, filepath.Join(work, "isobox-gvisor"), "../cmd/isobox-gvisor")...)
+	helper.Env = build.Env
+	helper.Stdout, helper.Stderr = os.Stderr, os.Stderr
+	if err := helper.Run(); err != nil {
+		return 0, fmt.Errorf("go build isobox-gvisor: %w", err)
+	}
+	for _, b := range []string{binary, filepath.Join(work, "isobox-gvisor")} {
+		if err := os.Chmod(b, 0o755); err != nil {
+			return 0, err
+		}
 	}
 	// The rootfs is built by the test user, the way a user would.
 	home := userDir(tester, "base")

@@ -200,3 +200,17 @@ func TestPastaOlderThanTheDriverNeedsIsRefused(t *testing.T) {
 		t.Fatal("the host's mounts changed")
 	}
 }
+
+func TestGvisorWithoutItsHelperIsOneClearError(t *testing.T) {
+	dir := userDir(tester, "alone")
+	alone := filepath.Join(dir, "isobox")
+	if r := runAs(tester, nil, "cp", binary, alone); r.code != 0 {
+		t.Fatal(r)
+	}
+	r := runAs(tester, nil, alone, "run", "--net", "gvisor", rootfs, "true")
+	if r.code != 125 || !strings.Contains(r.stderr, "isobox-gvisor") {
+		t.Fatalf("want exit 125 naming isobox-gvisor: %s", r)
+	}
+	checkOneErrorLine(t, r)
+	waitNoLeftovers(t, "isobox-gvisor")
+}

@@ -118,7 +118,7 @@ func serveParent(ch *channel, initPid int, quit <-chan struct{}) {
 				continue
 			}
 			if m.Opaque != nil {
-				if err := slirp.RunNetChild(m.Network, m.Opaque, netns); err != nil {
+				if err := slirp.StartNetChild(m.Helper, m.Network, m.Opaque, netns); err != nil {
 					ch.send(Message{Kind: MsgError, Code: ExitSetup, Error: "network driver: " + err.Error()})
 					continue
 				}

@@ -7,18 +7,20 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 )
 
 // NewLogger returns isobox's logger: one line per record on w, as
-// "isobox: LEVEL: message key=value", quiet below level. At debug level the
-// line names the stage that wrote it ("isobox: debug: [init] ..."); a
-// warning meant for the user does not.
+// "isobox: LEVEL: message key=value", quiet below level. A debug line also
+// says when it was written and which stage wrote it ("isobox: debug:
+// +12.3ms [parent] ..."), so that --log-level debug shows where start-up
+// time goes; a warning meant for the user does neither.
 func NewLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelWarn
 	}
-	return slog.New(&lineHandler{w: w, level: l, mu: &sync.Mutex{}})
+	return slog.New(&lineHandler{w: w, level: l, mu: &sync.Mutex{}, start: time.Now()})
 }
 
 type lineHandler struct {
@@ -26,6 +28,7 @@ type lineHandler struct {
 	level slog.Level
 	attrs []slog.Attr
 	mu    *sync.Mutex
+	start time.Time // debug lines say how long after it they were written
 }
 
 func (h *lineHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
@@ -51,8 +54,11 @@ func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 		add(a)
 	}
 	r.Attrs(add)
-	if stage != "" && r.Level < slog.LevelInfo {
-		fmt.Fprintf(&b, "[%s] ", stage)
+	if r.Level < slog.LevelInfo {
+		fmt.Fprintf(&b, "+%.1fms ", float64(r.Time.Sub(h.start).Microseconds())/1000)
+		if stage != "" {
+			fmt.Fprintf(&b, "[%s] ", stage)
+		}
 	}
 	b.WriteString(r.Message)
 	for _, a := range rest {

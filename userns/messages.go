@@ -41,6 +41,8 @@ type Message struct {
 	Holder *HolderConfig `json:"holder,omitempty"`
 	// Network is sent with MsgNetStart for the holder to configure.
 	Network *slirp.Network `json:"network,omitempty"`
+	// Helper is the program that runs a driver's child side (isobox-gvisor).
+	Helper string `json:"helper,omitempty"`
 	// Opaque is a RootlessKit driver's configuration for its child side.
 	Opaque map[string]string `json:"opaque,omitempty"`
 	Pid    int               `json:"pid,omitempty"`

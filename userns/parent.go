@@ -201,7 +201,7 @@ func Run(o Options) (int, error) {
 		// slirp4netns's parent-death signal; gvisor runs in the runner).
 		defer net.Stop()
 		if !net.Configured {
-			if err := h.ch.send(Message{Kind: MsgNetStart, Network: &net.Network, Opaque: net.ChildOpaque}); err != nil {
+			if err := h.ch.send(Message{Kind: MsgNetStart, Network: &net.Network, Opaque: net.ChildOpaque, Helper: net.Helper}); err != nil {
 				return abortedCode(setupError(err))
 			}
 			if _, _, err := h.ch.expect(MsgNetStarted); err != nil {

@@ -23,6 +23,8 @@ func hintFor(err error) string {
 		return "sudo chmod 0666 /dev/net/tun: the mode distributions ship; it grants nothing without a user namespace (or use --net none)"
 	case errors.Is(err, slirp.ErrPastaUnusable):
 		return "--net slirp (slirp4netns) and --net gvisor (nothing to install) give the same network"
+	case errors.Is(err, slirp.ErrGvisorHelperMissing):
+		return "make build puts bin/isobox-gvisor next to bin/isobox; install both together, or use --net slirp"
 	case errors.Is(err, slirp.ErrToolMissing):
 		return "sudo apt-get install iproute2 util-linux (the driver runs nsenter and ip on the host)"
 	case errors.Is(err, rootfs.ErrBusyBoxNotFound):
