@@ -59,8 +59,7 @@ func (r *Running) runGvisorHelper(o Options, started chan<- error) {
 	if o.AllowHostLoopback {
 		allow = "allow"
 	}
-	netns := "/proc/" + strconv.Itoa(o.InitPID) + "/ns/net"
-	cmd := exec.Command(helper, "parent", strconv.Itoa(o.HolderPID), o.StateDir, netns, allow)
+	cmd := exec.Command(helper, "parent", strconv.Itoa(o.HolderPID), o.StateDir, o.NetNS, allow)
 	cmd.Stderr = o.Log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdin, err := cmd.StdinPipe()

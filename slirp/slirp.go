@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
 
 	"github.com/rootless-containers/rootlesskit/v3/pkg/network"
 	"github.com/rootless-containers/rootlesskit/v3/pkg/network/pasta"
@@ -81,9 +80,10 @@ type Options struct {
 	// StateDir holds the gvisor driver's socket; it must be private to the
 	// caller.
 	StateDir string
-	// HolderPID has the user and mount namespaces nsenter joins; InitPID
-	// the network namespace the tap goes into.
-	HolderPID, InitPID int
+	// HolderPID has the user and mount namespaces nsenter joins; NetNS is
+	// the path of the network namespace the tap goes into.
+	HolderPID int
+	NetNS     string
 	// AllowHostLoopback lets the container reach the host's 127.0.0.1
 	// through the gateway 10.0.2.2 (off by default, as in RootlessKit).
 	AllowHostLoopback bool
@@ -157,8 +157,7 @@ func Start(o Options) (*Running, error) {
 			started <- fmt.Errorf("%s: %w", o.Driver, err)
 			return
 		}
-		netns := "/proc/" + strconv.Itoa(o.InitPID) + "/ns/net"
-		msg, cleanup, err := d.ConfigureNetwork(o.HolderPID, o.StateDir, netns)
+		msg, cleanup, err := d.ConfigureNetwork(o.HolderPID, o.StateDir, o.NetNS)
 		if err != nil {
 			if cleanup != nil {
 				cleanup()

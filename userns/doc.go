@@ -39,9 +39,10 @@
 //	    P->>P: newuidmap/newgidmap HOLDER_PID
 //	    P->>H: maps-written (clone flags, time offsets)
 //	    H->>I: clone NEWPID|NEWNS|NEWUTS|NEWIPC|NEWNET|NEWCGROUP
-//	    H->>P: init-started (init's host PID)
+//	    H->>P: init-started (init's host PID; its netns held open by the holder)
+//	    par init prepares the rootfs
 //	    I->>P: namespaces-ready (rootfs pivoted; signals now forwarded to init)
-//	    opt user-mode network or published ports
+//	    and user-mode network or published ports
 //	    P->>H: state-prepare (tmpfs private to the holder)
 //	    H->>P: state-prepared
 //	    P->>P: start slirp4netns or gvisor (RootlessKit driver)
@@ -52,6 +53,7 @@
 //	    P->>I: network-ready
 //	    I->>P: started (+ pty master) | execing, then hang-up on exec
 //	    H->>P: exit (init's wait status)
+//	    P->>H: hang-up (the holder exits; it held the namespaces until then)
 //
 // Any stage that fails sends error with the exit status the runner should
 // use (125 set-up, 126 cannot execute, 127 not found) and exits.

@@ -73,11 +73,25 @@ func holderMain() error {
 		return ch.fail(125, fmt.Errorf("start init with namespaces %s: %w", CloneflagString(hc.Cloneflags), err))
 	}
 	initChannel.Close()
-	if err := ch.send(Message{Kind: MsgInitStarted, Pid: cmd.Process.Pid}); err != nil {
+	// Hold init's network namespace open, and name it by this descriptor:
+	// the network is set up while init prepares the rootfs, and if init
+	// fails meanwhile, the namespace, and the path the drivers were given,
+	// must stay valid until they are stopped.
+	netnsFD, err := unix.Open("/proc/"+strconv.Itoa(cmd.Process.Pid)+"/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		cmd.Process.Kill()
+		return ch.fail(ExitSetup, fmt.Errorf("open init's network namespace: %w", err))
+	}
+	netns := "/proc/" + strconv.Itoa(os.Getpid()) + "/fd/" + strconv.Itoa(netnsFD)
+	if err := ch.send(Message{Kind: MsgInitStarted, Pid: cmd.Process.Pid, NetNS: netns}); err != nil {
 		cmd.Process.Kill()
 	}
 	quit := make(chan struct{})
-	go serveParent(ch, cmd.Process.Pid, quit)
+	served := make(chan struct{})
+	go func() {
+		serveParent(ch, netns, quit)
+		close(served)
+	}()
 	cmd.Wait()
 	close(quit)
 	ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
@@ -85,21 +99,27 @@ func holderMain() error {
 	if ws.Signaled() {
 		exit.Signal = int(ws.Signal())
 	}
-	return ch.send(exit)
+	if err := ch.send(exit); err != nil {
+		return err
+	}
+	// Stay, holding the namespaces, until the runner hangs up: it may still
+	// be setting up or stopping the network helpers, which use them.
+	<-served
+	return nil
 }
 
 // StateDir is where the holder mounts a tmpfs of its own for the network
-// helpers' sockets and FIFOs (the gvisor driver's, the port driver's). The runner reaches it through /proc/HOLDER/root;
-// it exists only in the holder's mount namespace, so it disappears with the
-// holder however the runner ends: nothing is left on the host.
+// helpers' sockets and FIFOs (the gvisor driver's, the port driver's). The
+// runner reaches it through /proc/HOLDER/root; it exists only in the
+// holder's mount namespace, so it disappears with the holder however the
+// runner ends: nothing is left on the host.
 const StateDir = "/dev/shm"
 
 // serveParent answers the parent's requests while init runs: the private
 // state directory, and the child sides of the network and port drivers,
 // which need the host's filesystem and may enter the container's network
 // namespace, as the holder can and init (pivoted) cannot.
-func serveParent(ch *channel, initPid int, quit <-chan struct{}) {
-	netns := "/proc/" + strconv.Itoa(initPid) + "/ns/net"
+func serveParent(ch *channel, netns string, quit <-chan struct{}) {
 	for {
 		m, _, err := ch.expect(MsgStatePrepare, MsgNetStart, MsgPortsStart)
 		if err != nil {

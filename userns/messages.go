@@ -41,6 +41,9 @@ type Message struct {
 	Holder *HolderConfig `json:"holder,omitempty"`
 	// Network is sent with MsgNetStart for the holder to configure.
 	Network *slirp.Network `json:"network,omitempty"`
+	// NetNS names the container's network namespace with MsgInitStarted:
+	// a descriptor the holder keeps open (/proc/HOLDER/fd/N).
+	NetNS string `json:"netns,omitempty"`
 	// Helper is the program that runs a driver's child side (isobox-gvisor).
 	Helper string `json:"helper,omitempty"`
 	// Opaque is a RootlessKit driver's configuration for its child side.

@@ -9,6 +9,65 @@ import (
 	"github.com/isobox/isobox/slirp"
 )
 
+// networkSetup is what setUpNetwork did: the stops to run when the
+// container is done (also after a failure), and the failure.
+type networkSetup struct {
+	stops []func()
+	err   error
+}
+
+func (n networkSetup) stop() {
+	for i := len(n.stops) - 1; i >= 0; i-- {
+		n.stops[i]()
+	}
+}
+
+// setUpNetwork gives the container its user-mode network and published
+// ports: the holder's private state directory, the driver (its child side
+// and the tap's address in the holder), then the port driver. It talks only
+// to the holder, so it can run while init prepares the rootfs.
+func setUpNetwork(h *holder, driver slirp.Driver, userMode, allowHostLoopback bool, publishes []slirp.Publish, log *slog.Logger) (n networkSetup) {
+	if !userMode && len(publishes) == 0 {
+		return n
+	}
+	stateDir, err := h.prepareState()
+	if err != nil {
+		n.err = err
+		return n
+	}
+	if userMode {
+		net, err := slirp.Start(slirp.Options{Driver: driver, StateDir: stateDir, HolderPID: h.cmd.Process.Pid,
+			NetNS: h.netns, AllowHostLoopback: allowHostLoopback, Log: slirpLog(log, string(driver))})
+		if err != nil {
+			n.err = setupError(err)
+			return n
+		}
+		// A killed runner takes the helper along by its parent-death signal.
+		n.stops = append(n.stops, func() { net.Stop() })
+		if !net.Configured {
+			if err := h.ch.send(Message{Kind: MsgNetStart, Network: &net.Network, Opaque: net.ChildOpaque, Helper: net.Helper}); err != nil {
+				n.err = err
+				return n
+			}
+			if _, _, err := h.ch.expect(MsgNetStarted); err != nil {
+				n.err = err
+				return n
+			}
+		}
+		log.Debug("network ready", "driver", driver, "ip", net.Network.IP)
+	}
+	if len(publishes) > 0 {
+		ports, err := publish(h, stateDir, publishes, slirpLog(log, "ports"))
+		if err != nil {
+			n.err = err
+			return n
+		}
+		n.stops = append(n.stops, ports.Stop)
+		log.Debug("ports published", "count", len(publishes))
+	}
+	return n
+}
+
 // publish starts the builtin port driver: its state on a tmpfs private to
 // the holder, its child side in the holder, and every host port open
 // before the command runs, so a port in use is an error, not a surprise.

@@ -172,10 +172,23 @@ func Run(o Options) (int, error) {
 	if err != nil {
 		return abortedCode(stageError(err))
 	}
-	h.initPid = m.Pid
+	h.initPid, h.netns = m.Pid, m.NetNS
 	log.Debug("init started", "pid", m.Pid, "namespaces", CloneflagString(flags))
-	if _, _, err := initCh.expect(MsgNamespacesReady); err != nil {
-		return abortedCode(stageError(err))
+	// The network needs only init's network namespace, which exists now:
+	// it is set up while init prepares the rootfs. Its stops always run,
+	// whichever side fails.
+	netDone := make(chan networkSetup, 1)
+	go func() {
+		netDone <- setUpNetwork(h, driver, userMode, o.AllowHostLoopback, o.Publish, log)
+	}()
+	_, _, nsErr := initCh.expect(MsgNamespacesReady)
+	net := <-netDone
+	defer net.stop()
+	if nsErr != nil {
+		return abortedCode(stageError(nsErr))
+	}
+	if net.err != nil {
+		return abortedCode(stageError(net.err))
 	}
 	// init handles signals from here on (queueing them until the command
 	// runs); before, the kernel would drop them, as PID 1 had no handler
@@ -185,39 +198,6 @@ func Run(o Options) (int, error) {
 		return abortedCode(nil)
 	}
 	ready := Message{Kind: MsgNetworkReady}
-	var stateDir string
-	if userMode || len(o.Publish) > 0 {
-		if stateDir, err = h.prepareState(); err != nil {
-			return abortedCode(stageError(err))
-		}
-	}
-	if userMode {
-		net, err := slirp.Start(slirp.Options{Driver: driver, StateDir: stateDir, HolderPID: h.cmd.Process.Pid,
-			InitPID: h.initPid, AllowHostLoopback: o.AllowHostLoopback, Log: slirpLog(log, string(driver))})
-		if err != nil {
-			return abortedCode(setupError(err))
-		}
-		// Stopped when Run returns; a killed runner takes it along (by
-		// slirp4netns's parent-death signal; gvisor runs in the runner).
-		defer net.Stop()
-		if !net.Configured {
-			if err := h.ch.send(Message{Kind: MsgNetStart, Network: &net.Network, Opaque: net.ChildOpaque, Helper: net.Helper}); err != nil {
-				return abortedCode(setupError(err))
-			}
-			if _, _, err := h.ch.expect(MsgNetStarted); err != nil {
-				return abortedCode(stageError(err))
-			}
-		}
-		log.Debug("network ready", "driver", driver, "ip", net.Network.IP)
-	}
-	if len(o.Publish) > 0 {
-		ports, err := publish(h, stateDir, o.Publish, slirpLog(log, "ports"))
-		if err != nil {
-			return abortedCode(stageError(err))
-		}
-		defer ports.Stop()
-		log.Debug("ports published", "count", len(o.Publish))
-	}
 	if err := initCh.send(ready); err != nil {
 		return abortedCode(setupError(err))
 	}

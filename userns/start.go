@@ -20,6 +20,7 @@ type holder struct {
 	ch      *channel
 	done    chan struct{}
 	initPid int
+	netns   string // the container's network namespace, held by the holder
 	killed  atomic.Bool
 }
 
@@ -89,9 +90,10 @@ func (h *holder) kill() {
 	h.ch.Close()
 }
 
+// wait hangs up, which lets the holder exit once init is gone, and waits.
 func (h *holder) wait() {
-	<-h.done
 	h.ch.Close()
+	<-h.done
 }
 
 // userNSHint explains the usual reasons a user namespace cannot be made.
