@@ -61,27 +61,18 @@ func (r *Running) runGvisorHelper(o Options, started chan<- error) {
 	}
 	cmd := exec.Command(helper, "parent", strconv.Itoa(o.HolderPID), o.StateDir, o.NetNS, allow)
 	cmd.Stderr = o.Log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		started <- err
 		return
 	}
-	stdout, err := cmd.StdoutPipe()
+	line, err := startHelper(cmd)
 	if err != nil {
 		started <- err
 		return
 	}
-	if err := cmd.Start(); err != nil {
-		started <- fmt.Errorf("start %s: %w", helper, err)
-		return
-	}
 	var msg gvisorMessage
-	line, err := bufio.NewReader(stdout).ReadBytes('\n')
-	if err == nil {
-		err = json.Unmarshal(line, &msg)
-	}
-	if err != nil {
+	if err := json.Unmarshal(line, &msg); err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
 		started <- fmt.Errorf("gvisor: %s did not start the network (see --log-level debug)", helper)
@@ -115,17 +106,12 @@ func StartNetChild(helper string, n *Network, opaque map[string]string, netnsPat
 		cmd := exec.Command(helper, "child", netnsPath)
 		cmd.Stdin = bytes.NewReader(append(msg, '\n'))
 		cmd.Stderr = &stderr
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		stdout, err := cmd.StdoutPipe()
+		line, err := startHelper(cmd)
 		if err != nil {
 			started <- err
 			return
 		}
-		if err := cmd.Start(); err != nil {
-			started <- fmt.Errorf("start %s: %w", helper, err)
-			return
-		}
-		if line, _ := bufio.NewReader(stdout).ReadString('\n'); strings.TrimSpace(line) != "ready" {
+		if strings.TrimSpace(string(line)) != "ready" {
 			cmd.Process.Kill()
 			cmd.Wait()
 			started <- fmt.Errorf("gvisor child side: %s", strings.TrimSpace(stderr.String()))
@@ -135,4 +121,25 @@ func StartNetChild(helper string, n *Network, opaque map[string]string, netnsPat
 		cmd.Wait()
 	}()
 	return <-started
+}
+
+// startHelper starts cmd with SIGKILL as its parent-death signal (the
+// caller holds its thread locked) and returns the first line it prints.
+// A helper that fails before printing it is reaped here.
+func startHelper(cmd *exec.Cmd) ([]byte, error) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
+	}
+	line, err := bufio.NewReader(stdout).ReadBytes('\n')
+	if err != nil && len(line) == 0 {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, fmt.Errorf("%s %s exited before starting", cmd.Path, cmd.Args[1])
+	}
+	return line, nil
 }
