@@ -81,6 +81,7 @@ func (r *Running) runGvisorHelper(o Options, started chan<- error) {
 	r.Network = Network{Dev: msg.Dev, IP: msg.IP, Netmask: msg.Netmask, Gateway: msg.Gateway, DNS: msg.DNS, MTU: msg.MTU}
 	r.ChildOpaque = msg.NetworkDriverOpaque
 	r.Helper = helper
+	r.pids = []int{cmd.Process.Pid}
 	started <- nil
 	<-r.stop
 	stdin.Close() // the helper stops its stack and exits

@@ -124,6 +124,9 @@ type Running struct {
 	Configured bool
 	// Helper is the isobox-gvisor binary, whose child side the holder runs.
 	Helper string
+	// pids is the helper process to drain (isobox-gvisor); nil means find
+	// slirp4netns among this process's children.
+	pids []int
 	// ChildOpaque is what the driver's child side needs (gvisor's socket);
 	// nil when the driver has no child side.
 	ChildOpaque map[string]string
@@ -192,6 +195,19 @@ func newParentDriver(o Options) (network.ParentDriver, error) {
 		return nil, ErrNotInstalled
 	}
 	return slirp4netns.NewParentDriver(o.Log, bin, mtu, nil, "tap0", !o.AllowHostLoopback, "", false, false, false)
+}
+
+// Drain waits, at most DrainLimit, until the helper has delivered what the
+// container sent: call it after the container's last process exits, while
+// its network namespace is still held (its kernel may still be sending).
+func (r *Running) Drain() {
+	pids := r.pids
+	if pids == nil {
+		pids = childrenNamed("slirp4netns")
+	}
+	for _, pid := range pids {
+		drain(pid, DrainLimit)
+	}
 }
 
 // Stop kills slirp4netns (or closes the gvisor stack) and waits for it.

@@ -2,14 +2,17 @@ package tests
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Network tests talk only to the container's own 10.0.2.0/24 and to a
@@ -213,4 +216,58 @@ func TestGvisorWithoutItsHelperIsOneClearError(t *testing.T) {
 	}
 	checkOneErrorLine(t, r)
 	waitNoLeftovers(t, "isobox-gvisor")
+}
+
+// buildInto builds a test program from testdata statically into root/bin.
+func buildInto(t *testing.T, root, name string) {
+	t.Helper()
+	dst := filepath.Join(root, "bin", name)
+	build := exec.Command("go", append(goBuild, dst, "./testdata/"+name)...)
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", name, err, out)
+	}
+	os.Chmod(dst, 0o755)
+}
+
+// A container that sends data and exits at once must not lose the bytes
+// the network helper has already acknowledged but not yet delivered: the
+// helper is stopped only once its connections are done.
+func TestDataSentJustBeforeExitIsDelivered(t *testing.T) {
+	forEachNetMode(t, func(t *testing.T, mode, gateway, _ string) {
+		root := fresh(t)
+		buildInto(t, root, "tcpsend")
+		const mb = 256
+		for i := 0; i < 3; i++ {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			port := ln.Addr().(*net.TCPAddr).Port
+			got := make(chan int64, 1)
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					got <- -1
+					return
+				}
+				n, _ := io.Copy(io.Discard, c)
+				c.Close()
+				got <- n
+			}()
+			r := isobox(t, "run", "--net", mode, "--allow-host-loopback", root, "tcpsend", net.JoinHostPort(gateway, strconv.Itoa(port)), strconv.Itoa(mb))
+			if r.code != 0 {
+				t.Fatal(r)
+			}
+			select {
+			case n := <-got:
+				if n != mb<<20 {
+					t.Fatalf("run %d: the host received %d of %d bytes", i, n, mb<<20)
+				}
+			case <-time.After(time.Minute):
+				t.Fatal("nothing received within a minute")
+			}
+			ln.Close()
+		}
+	})
 }

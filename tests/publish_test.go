@@ -4,8 +4,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -74,12 +72,7 @@ func TestPublishedUDPPortAnswers(t *testing.T) {
 
 func testPublishedUDP(t *testing.T, mode, _, _ string) {
 	root := fresh(t)
-	build := exec.Command("go", append(goBuild, filepath.Join(root, "bin", "udpecho"), "./testdata/udpecho")...)
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build udpecho: %v\n%s", err, out)
-	}
-	os.Chmod(filepath.Join(root, "bin", "udpecho"), 0o755)
+	buildInto(t, root, "udpecho")
 	port := freePort(t, "udp")
 	args := []string{binary, "run", "--net", mode, "-p", strconv.Itoa(port) + ":5353/udp", root, "udpecho", "5353"}
 	cmd := command(tester, nil, args...)

@@ -12,8 +12,16 @@ import (
 // networkSetup is what setUpNetwork did: the stops to run when the
 // container is done (also after a failure), and the failure.
 type networkSetup struct {
-	stops []func()
-	err   error
+	stops  []func()
+	drains []func()
+	err    error
+}
+
+// drain lets the helpers deliver what the container sent before it exited.
+func (n networkSetup) drain() {
+	for _, d := range n.drains {
+		d()
+	}
 }
 
 func (n networkSetup) stop() {
@@ -44,6 +52,7 @@ func setUpNetwork(h *holder, driver slirp.Driver, userMode, allowHostLoopback bo
 		}
 		// A killed runner takes the helper along by its parent-death signal.
 		n.stops = append(n.stops, func() { net.Stop() })
+		n.drains = append(n.drains, net.Drain)
 		if !net.Configured {
 			if err := h.ch.send(Message{Kind: MsgNetStart, Network: &net.Network, Opaque: net.ChildOpaque, Helper: net.Helper}); err != nil {
 				n.err = err

@@ -232,6 +232,12 @@ func Run(o Options) (int, error) {
 	if copied != nil {
 		<-copied
 	}
+	// Before hanging up on the holder, which holds the container's network
+	// namespace: the container's kernel may still be sending, and the
+	// helper still delivering, what was written just before the exit.
+	log.Debug("container exited", "code", m.Code, "signal", m.Signal)
+	net.drain()
+	log.Debug("network drained")
 	h.wait()
 	if m.Signal != 0 {
 		return exitSignalShift + m.Signal, nil
