@@ -6,8 +6,9 @@
 // namespaces. It uses RootlessKit's slirp4netns driver, which creates the
 // tap through `nsenter ... ip tuntap add` into the holder's user and mount
 // namespaces and the container's network namespace, then starts slirp4netns
-// on it (or runs gvisor-tap-vsock's stack in-process). The parent side of
-// the builtin port driver (Ports) runs there too.
+// on it (or starts the isobox-gvisor helper, which runs gvisor-tap-vsock's
+// stack; see slirp/gvisor for why it is a program of its own). The parent
+// side of the builtin port driver (Ports) runs there too.
 //
 // The child sides (RunNetChild, RunPortChild, Configure) run in the holder,
 // in the container's user namespace with the host's filesystem, and act on

@@ -51,14 +51,16 @@ func PastaVersion() (path, date string, err error) {
 	return path, date, nil
 }
 
-func checkPasta() error {
-	path, date, err := PastaVersion()
+// CheckPasta finds pasta and refuses one older than the driver needs; it
+// returns what it found, so that callers read the version only once.
+func CheckPasta() (path, date string, err error) {
+	path, date, err = PastaVersion()
 	if err != nil {
-		return err
+		return path, date, err
 	}
 	if date < pastaMinVersion {
-		return fmt.Errorf("%w: %s is from %s, older than the %s that RootlessKit's pasta driver needs (older ones outlive the container); use --net slirp or gvisor",
+		return path, date, fmt.Errorf("%w: %s is from %s, older than the %s that RootlessKit's pasta driver needs (older ones outlive the container); use --net slirp or gvisor",
 			ErrPastaUnusable, path, date, pastaMinVersion)
 	}
-	return nil
+	return path, date, nil
 }

@@ -42,8 +42,8 @@ type Driver string
 const (
 	// DriverSlirp4netns runs the slirp4netns binary.
 	DriverSlirp4netns Driver = "slirp4netns"
-	// DriverGvisor runs gvisor-tap-vsock's network stack inside the runner;
-	// nothing needs to be installed.
+	// DriverGvisor runs gvisor-tap-vsock's network stack in the
+	// isobox-gvisor helper, installed next to isobox; nothing else is needed.
 	DriverGvisor Driver = "gvisor"
 	// DriverPasta runs passt's pasta, which configures the tap itself.
 	DriverPasta Driver = "pasta"
@@ -94,14 +94,15 @@ type Options struct {
 // error before any namespace is made.
 func Preflight(d Driver) error {
 	if d == DriverPasta {
-		return checkPasta()
+		_, _, err := CheckPasta()
+		return err
 	}
 	if d == DriverGvisor {
 		if _, err := GvisorHelper(); err != nil {
 			return err
 		}
 	}
-	if _, err := exec.LookPath("slirp4netns"); err != nil && d == DriverSlirp4netns {
+	if d == DriverSlirp4netns && !Slirp4netnsInstalled() {
 		return ErrNotInstalled
 	}
 	for _, tool := range []string{"nsenter", "ip"} {
@@ -115,6 +116,12 @@ func Preflight(d Driver) error {
 	}
 	f.Close()
 	return nil
+}
+
+// Slirp4netnsInstalled says whether the default driver can be had.
+func Slirp4netnsInstalled() bool {
+	_, err := exec.LookPath("slirp4netns")
+	return err == nil
 }
 
 // Running is a started network helper.
@@ -137,8 +144,8 @@ type Running struct {
 // Start creates the tap and starts the driver. slirp4netns gets SIGKILL
 // when the thread that started it exits: it is started from a goroutine
 // that keeps its thread locked until Stop, so it lives exactly as long as
-// the runner's interest in it, and dies with a runner that is killed. The
-// gvisor stack lives in the runner itself.
+// the runner's interest in it, and dies with a runner that is killed; the
+// isobox-gvisor helper is started the same way. Call Preflight first.
 func Start(o Options) (*Running, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
@@ -183,9 +190,10 @@ func Start(o Options) (*Running, error) {
 
 func newParentDriver(o Options) (network.ParentDriver, error) {
 	if o.Driver == DriverPasta {
-		bin, _, err := PastaVersion()
+		// Preflight has checked its version.
+		bin, err := exec.LookPath("pasta")
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: not installed", ErrPastaUnusable)
 		}
 		_, subnet, _ := net.ParseCIDR("10.0.2.0/24")
 		return pasta.NewParentDriver(o.Log, bin, mtu, subnet, "tap0", "", !o.AllowHostLoopback, false, false)

@@ -61,9 +61,8 @@ func Check() []CheckResult {
 	bb, err := rootfs.FindBusyBox()
 	add(CheckResult{Name: "static busybox", OK: err == nil, Required: false, Detail: orErr(bb, err),
 		Fix: "sudo apt-get install busybox-static (needed by `isobox rootfs busybox`)"})
-	_, terr := os.Lstat("/proc/self/ns/time")
-	add(CheckResult{Name: "time namespace", OK: terr == nil, Required: false,
-		Detail: orErr("supported (--time-offset)", terr), Fix: "needs Linux 5.6 or later"})
+	add(CheckResult{Name: "time namespace", OK: HaveTimeNamespace(), Required: false,
+		Detail: "supported (--time-offset)", Fix: "needs Linux 5.6 or later"})
 	add(checkTun())
 	add(checkBinary("slirp4netns", "--version", "sudo apt-get install slirp4netns (or use --net gvisor: nothing to install)"))
 	add(checkPasta())
@@ -184,11 +183,11 @@ func checkBinary(name, versionFlag, fix string) CheckResult {
 
 func checkPasta() CheckResult {
 	r := CheckResult{Name: "pasta", Fix: "pasta 2023_06_25 or later (passt from a newer release) for --net pasta; --net slirp and gvisor need no pasta"}
-	if err := slirp.Preflight(slirp.DriverPasta); err != nil {
+	path, date, err := slirp.CheckPasta()
+	if err != nil {
 		r.Detail = strings.TrimPrefix(err.Error(), slirp.ErrPastaUnusable.Error()+": ")
 		return r
 	}
-	path, date, _ := slirp.PastaVersion()
 	r.OK, r.Detail = true, fmt.Sprintf("%s (%s)", path, date)
 	return r
 }

@@ -16,7 +16,7 @@ const (
 	// NetSlirp: a namespace of its own with a tap to slirp4netns on the
 	// host (10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3).
 	NetSlirp Net = "slirp"
-	// NetGvisor: the same with gvisor-tap-vsock's stack inside the runner
+	// NetGvisor: the same with gvisor-tap-vsock's stack in isobox-gvisor
 	// (gateway and DNS 10.0.2.1); nothing to install.
 	NetGvisor Net = "gvisor"
 	// NetPasta: the same through passt's pasta (2023_06_25 or later).
@@ -62,8 +62,7 @@ type Config struct {
 	// in the namespace and must not be called.
 	SetGroups bool `json:"setGroups,omitempty"`
 	// TTYGroup: gid 5 is mapped, devpts may use it.
-	TTYGroup bool   `json:"ttyGroup,omitempty"`
-	LogLevel string `json:"logLevel,omitempty"`
+	TTYGroup bool `json:"ttyGroup,omitempty"`
 	// Files are shown at their paths in the container (/etc/hosts and
 	// /etc/resolv.conf for --net slirp).
 	Files []rootfs.File `json:"files,omitempty"`
@@ -74,7 +73,6 @@ type HolderConfig struct {
 	Cloneflags uintptr     `json:"cloneflags"`
 	Time       bool        `json:"time,omitempty"` // create a time namespace for init
 	Offsets    TimeOffsets `json:"offsets,omitempty"`
-	LogLevel   string      `json:"logLevel,omitempty"`
 	// Exec is set for `isobox unshare`: the holder execs this host command
 	// instead of starting init.
 	Exec []string `json:"exec,omitempty"`

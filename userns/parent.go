@@ -75,7 +75,7 @@ func Run(o Options) (int, error) {
 	cfg := o.Config
 	if cfg.Net == NetDefault {
 		cfg.Net = NetSlirp
-		if err := slirp.Preflight(slirp.DriverSlirp4netns); errors.Is(err, slirp.ErrNotInstalled) {
+		if !slirp.Slirp4netnsInstalled() {
 			log.Warn("slirp4netns is not installed: using --net gvisor (sudo apt-get install slirp4netns for the default)")
 			cfg.Net = NetGvisor
 		}

@@ -15,10 +15,10 @@ import (
 // RunCmd is `isobox run`.
 type RunCmd struct {
 	Hostname string `default:"isobox" help:"Container hostname (a DNS name of at most 64 bytes)."`
-	Net      string `placeholder:"MODE" help:"Network (default slirp, or gvisor when slirp4netns is not installed): slirp (user-mode networking through slirp4netns: 10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3), gvisor (the same with an in-process stack, nothing to install: gateway and DNS 10.0.2.1), pasta (passt's pasta, 2023_06_25 or later), none (own namespace, loopback only), or host (the caller's network)."`
+	Net      string `placeholder:"MODE" help:"Network (default slirp, or gvisor when slirp4netns is not installed): slirp (user-mode networking through slirp4netns: 10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3), gvisor (the same through the isobox-gvisor helper, nothing else to install: gateway and DNS 10.0.2.1), pasta (passt's pasta, 2023_06_25 or later), none (own namespace, loopback only), or host (the caller's network)."`
 
 	Publish           []string `short:"p" sep:"none" placeholder:"[IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp]" help:"Publish a container port on the host (--net slirp or gvisor). Without IP it listens on 127.0.0.1 only, unlike podman's 0.0.0.0: give 0.0.0.0: to open it to the network. Repeatable."`
-	AllowHostLoopback bool     `name:"allow-host-loopback" help:"With --net slirp or gvisor, let the container reach the host's 127.0.0.1 through 10.0.2.2 (blocked by default)."`
+	AllowHostLoopback bool     `name:"allow-host-loopback" help:"With --net slirp or gvisor, let the container reach the host's 127.0.0.1 through the gateway, 10.0.2.2 (10.0.2.1 with gvisor); blocked by default."`
 	Env               []string `short:"e" sep:"none" placeholder:"KEY[=VALUE]" help:"Set a variable; KEY alone takes the caller's value. Repeatable."`
 	EnvFile           []string `name:"env-file" sep:"none" type:"existingfile" placeholder:"FILE" help:"Read variables from a file of KEY=VALUE lines. Repeatable."`
 	Workdir           string   `short:"w" placeholder:"DIR" help:"Working directory inside the container (default /)."`
@@ -166,7 +166,6 @@ func resolveUser(root, spec string) (uid, gid uint32, home string, err error) {
 
 func (r *RunCmd) Run(g *Globals, log *slog.Logger) error {
 	r.opts.Logger = log
-	r.opts.LogLevel = g.LogLevel
 	code, err := userns.Run(r.opts)
 	if err != nil {
 		return err
