@@ -70,23 +70,12 @@ func setup(m *testing.M) (int, error) {
 		return 0, err
 	}
 	binary = filepath.Join(work, "isobox")
-	build := exec.Command("go", append(goBuild, binary, "../cmd/isobox")...)
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return 0, fmt.Errorf("go build: %w", err)
+	if err := buildStatic(binary, "../cmd/isobox"); err != nil {
+		return 0, err
 	}
 	// The helper of --net gvisor goes next to isobox, where it looks.
-	helper := exec.Command("go", append(goBuild, filepath.Join(work, "isobox-gvisor"), "../cmd/isobox-gvisor")...)
-	helper.Env = build.Env
-	helper.Stdout, helper.Stderr = os.Stderr, os.Stderr
-	if err := helper.Run(); err != nil {
-		return 0, fmt.Errorf("go build isobox-gvisor: %w", err)
-	}
-	for _, b := range []string{binary, filepath.Join(work, "isobox-gvisor")} {
-		if err := os.Chmod(b, 0o755); err != nil {
-			return 0, err
-		}
+	if err := buildStatic(filepath.Join(work, "isobox-gvisor"), "../cmd/isobox-gvisor"); err != nil {
+		return 0, err
 	}
 	// The rootfs is built by the test user, the way a user would.
 	home := userDir(tester, "base")
@@ -95,6 +84,17 @@ func setup(m *testing.M) (int, error) {
 		return 0, fmt.Errorf("isobox rootfs busybox: %s", r)
 	}
 	return m.Run(), nil
+}
+
+// buildStatic builds the Go package pkg, without cgo, into dst, executable
+// by the test users.
+func buildStatic(dst, pkg string) error {
+	build := exec.Command("go", append(goBuild, dst, pkg)...)
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+	}
+	return os.Chmod(dst, 0o755)
 }
 
 // cleanupWork removes the scratch tree. Files made inside containers may

@@ -221,13 +221,9 @@ func TestGvisorWithoutItsHelperIsOneClearError(t *testing.T) {
 // buildInto builds a test program from testdata statically into root/bin.
 func buildInto(t *testing.T, root, name string) {
 	t.Helper()
-	dst := filepath.Join(root, "bin", name)
-	build := exec.Command("go", append(goBuild, dst, "./testdata/"+name)...)
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", name, err, out)
+	if err := buildStatic(filepath.Join(root, "bin", name), "./testdata/"+name); err != nil {
+		t.Fatal(err)
 	}
-	os.Chmod(dst, 0o755)
 }
 
 // A container that sends data and exits at once must not lose the bytes
