@@ -47,7 +47,7 @@ func setUpNetwork(h *holder, driver slirp.Driver, userMode, allowHostLoopback bo
 		net, err := slirp.Start(slirp.Options{Driver: driver, StateDir: stateDir, HolderPID: h.cmd.Process.Pid,
 			NetNS: h.netns, AllowHostLoopback: allowHostLoopback, Log: slirpLog(log, string(driver))})
 		if err != nil {
-			n.err = setupError(err)
+			n.err = err
 			return n
 		}
 		// A killed runner takes the helper along by its parent-death signal.
