@@ -90,9 +90,9 @@ func run(bin string) error {
 
 	fmt.Println("\n== start to exit of /bin/true (median of 21 after 3 warm-ups, interleaved)")
 	peers := [][]string{
-		{"isobox --net slirp", runner, "run", "--net", "slirp", rootfs, "/bin/true"},
-		{"isobox --net gvisor", runner, "run", "--net", "gvisor", rootfs, "/bin/true"},
-		{"isobox --net none", runner, "run", "--net", "none", rootfs, "/bin/true"},
+		{"isobox --net slirp", runner, "run", "--rm", "--net", "slirp", rootfs, "/bin/true"},
+		{"isobox --net gvisor", runner, "run", "--rm", "--net", "gvisor", rootfs, "/bin/true"},
+		{"isobox --net none", runner, "run", "--rm", "--net", "none", rootfs, "/bin/true"},
 	}
 	if p, err := exec.LookPath("rootlesskit"); err == nil {
 		peers = append(peers, []string{"rootlesskit --net=slirp4netns", p, "--net=slirp4netns", "--disable-host-loopback", "/bin/true"})
@@ -163,7 +163,7 @@ func freePort() int {
 // returns Gbit/s, timed from connect to the last byte written.
 func intoContainer(mode string, mb int) (float64, error) {
 	port := freePort()
-	c := command(runner, "run", "--net", mode, "-p", fmt.Sprintf("%d:5000", port), rootfs,
+	c := command(runner, "run", "--rm", "--net", mode, "-p", fmt.Sprintf("%d:5000", port), rootfs,
 		"tcpio", "sink", "5000")
 	out, _ := c.StdoutPipe()
 	c.Stderr = os.Stderr
@@ -201,7 +201,7 @@ func toHost(mode, gateway string, mb int) (float64, error) {
 	}
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
-	c := command(runner, "run", "--net", mode, "--allow-host-loopback", rootfs,
+	c := command(runner, "run", "--rm", "--net", mode, "--allow-host-loopback", rootfs,
 		"tcpio", "send", net.JoinHostPort(gateway, strconv.Itoa(port)), strconv.Itoa(mb))
 	c.Stderr = os.Stderr
 	if err := c.Start(); err != nil {

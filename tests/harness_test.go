@@ -23,6 +23,9 @@ type account struct {
 	home     string
 	subStart uint32 // first subordinate uid, 0 when none
 	self     bool   // the test process's own user (not root)
+	// runtime is the user's $XDG_RUNTIME_DIR for the tests: isobox keeps
+	// its container records there, inside the scratch tree.
+	runtime string
 }
 
 var (
@@ -68,6 +71,11 @@ func setup(m *testing.M) (int, error) {
 	defer cleanupWork()
 	if err := os.Chmod(work, 0o755); err != nil {
 		return 0, err
+	}
+	for _, a := range []*account{tester, nosub} {
+		if a != nil {
+			a.runtime = privateDir(a, "run")
+		}
 	}
 	binary = filepath.Join(work, "isobox")
 	if err := buildStatic(binary, "../cmd/isobox"); err != nil {
@@ -173,6 +181,14 @@ func userDir(a *account, name string) string {
 	return d
 }
 
+// privateDir makes a fresh directory under work owned by a, mode 0700, as
+// a login's $XDG_RUNTIME_DIR is.
+func privateDir(a *account, name string) string {
+	d := userDir(a, name)
+	os.Chmod(d, 0o700)
+	return d
+}
+
 // result is what a command did.
 type result struct {
 	stdout, stderr string
@@ -191,6 +207,7 @@ func command(a *account, extraEnv []string, argv ...string) *exec.Cmd {
 	cmd.Env = append([]string{
 		"PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
 		"HOME=" + a.home, "USER=" + a.name, "LOGNAME=" + a.name,
+		"XDG_RUNTIME_DIR=" + a.runtime,
 	}, extraEnv...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	if !a.self {

@@ -17,7 +17,28 @@
 //	     │                     network helpers can nsenter; unshares the time namespace
 //	     └─ isobox:init        clone(NEWPID|NEWNS|NEWUTS|NEWIPC|NEWNET|NEWCGROUP), PID 1:
 //	         │                 mounts, pivot_root, hostname, lo; forwards signals, reaps
-//	         └─ COMMAND        (with --no-init, init execs COMMAND instead)
+//	         ├─ COMMAND        (with --no-init, init execs COMMAND instead)
+//	         └─ ...            processes `isobox exec` asked for (execserver.go)
+//
+// With -d the parent's part is played by isobox:monitor, started in a new
+// session by `isobox run -d`, which returns once the command runs
+// (detach.go). The runner, either one, holds its container record's lock
+// (package state) for as long as it lives.
+//
+// # Why exec goes through init
+//
+// `isobox exec` needs a process in every namespace of a running container.
+// setns(2) into a user or mount namespace needs a single-threaded caller,
+// which a Go program never is once its runtime has started; runc and
+// podman solve this with a C constructor that runs before the runtime
+// (nsexec), which would make isobox a cgo binary. isobox's init is already
+// there, in every namespace, pivoted into the root and reaping the PID
+// namespace, so it forks the process on request: the request comes over a
+// SOCK_SEQPACKET socket in the record's directory (mode 0700; init also
+// checks the peer is the container's root, i.e. the caller), with the
+// caller's stdio as descriptors or, with -t, a pty from the container's
+// devpts. The cost: a --no-init container, whose PID 1 is the command
+// itself, cannot be entered, and exec says so.
 //
 // Namespaces come from clone flags on a re-exec of /proc/self/exe, never
 // from unshare(2) in a running Go process, which is multi-threaded (the one

@@ -46,13 +46,20 @@ func initMain() error {
 	// arrives during set-up is passed on once the command runs.
 	sigc := make(chan os.Signal, 128)
 	signal.Notify(sigc, append(forwarded, unix.SIGCHLD)...)
-	m, _, err := ch.expect(MsgConfig)
+	m, fds, err := ch.expect(MsgConfig)
 	if err != nil {
 		return err
 	}
 	c := m.Config
 	if c == nil {
 		return errors.New("protocol: config message without config")
+	}
+	// The exec socket's listener, when the container has a record.
+	execListener := -1
+	if len(fds) == 1 && !c.NoInit {
+		execListener = fds[0]
+	} else {
+		closeAll(fds)
 	}
 	if err := setupContainer(c); err != nil {
 		return ch.fail(ExitSetup, err)
@@ -70,7 +77,7 @@ func initMain() error {
 	if c.NoInit {
 		return execCommand(ch, c, argv0)
 	}
-	return superviseCommand(ch, c, argv0, sigc)
+	return superviseCommand(ch, c, argv0, sigc, execListener)
 }
 
 func setupContainer(c *Config) error {
@@ -133,7 +140,7 @@ var forwarded = []os.Signal{
 // process that ends up as init's child, and exits with the command's status
 // once it is gone (the kernel then kills whatever else is left in the PID
 // namespace).
-func superviseCommand(ch *channel, c *Config, argv0 string, sigc <-chan os.Signal) error {
+func superviseCommand(ch *channel, c *Config, argv0 string, sigc <-chan os.Signal, execListener int) error {
 	files := []uintptr{0, 1, 2}
 	var pty *ptyPair
 	if c.TTY {
@@ -175,6 +182,10 @@ func superviseCommand(ch *channel, c *Config, argv0 string, sigc <-chan os.Signa
 	}
 	ch.Close()
 
+	execs := newExecServer(c)
+	if execListener >= 0 {
+		go execs.serve(execListener)
+	}
 	for s := range sigc {
 		if s != unix.SIGCHLD {
 			unix.Kill(pid, s.(syscall.Signal))
@@ -192,6 +203,7 @@ func superviseCommand(ch *channel, c *Config, argv0 string, sigc <-chan os.Signa
 			if wpid == pid {
 				os.Exit(statusCode(ws))
 			}
+			execs.reaped(wpid, ws)
 		}
 	}
 	return nil

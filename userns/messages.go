@@ -29,7 +29,9 @@ const (
 	MsgNetStart        Kind = "net-start"        // parent → holder: configure the tap (Network), first running the driver's child side (Opaque) if it has one
 	MsgNetStarted      Kind = "net-started"      // holder → parent: the tap is up with its address and route
 	MsgPortsStart      Kind = "ports-start"      // parent → holder: run the port driver's child side (Opaque)
-	MsgExit            Kind = "exit"             // holder → parent: init's wait status
+	MsgExit            Kind = "exit"             // holder → parent: init's wait status; init → exec client: the process's status
+	MsgExecRequest     Kind = "exec-request"     // exec client → init: start a process (Exec; stdio attached unless TTY)
+	MsgSignal          Kind = "signal"           // exec client → init: pass Signal on to the process
 	MsgError           Kind = "error"            // stage → parent: setup failed; Code is the exit status
 )
 
@@ -46,6 +48,8 @@ type Message struct {
 	NetNS string `json:"netns,omitempty"`
 	// Helper is the program that runs a driver's child side (isobox-gvisor).
 	Helper string `json:"helper,omitempty"`
+	// Exec is the process `isobox exec` asks init to start.
+	Exec *ExecRequest `json:"exec,omitempty"`
 	// Opaque is a RootlessKit driver's configuration for its child side.
 	Opaque map[string]string `json:"opaque,omitempty"`
 	Pid    int               `json:"pid,omitempty"`

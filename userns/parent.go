@@ -15,6 +15,7 @@ import (
 	"github.com/isobox/isobox/idmap"
 	"github.com/isobox/isobox/rootfs"
 	"github.com/isobox/isobox/slirp"
+	"github.com/isobox/isobox/userns/state"
 )
 
 // Options is a container to run.
@@ -27,7 +28,17 @@ type Options struct {
 	AllowHostLoopback bool
 	// Publish are the ports to forward from the host (--net slirp only).
 	Publish []slirp.Publish
-	Logger  *slog.Logger
+	Logger  *slog.Logger `json:"-"`
+	// Record is the container's record, or nil for none. Run fills in PID 1
+	// and the exit status, listens on its exec socket, and removes it when
+	// the command never started (nothing is left of a failed start) or
+	// when it had --rm.
+	Record *state.Container `json:"-"`
+	// Stdio are the container's standard streams; nil means the runner's.
+	Stdio [3]*os.File `json:"-"`
+	// OnStarted is called once the command runs (the detached monitor
+	// reports it to the command that started it).
+	OnStarted func() `json:"-"`
 }
 
 // Error is a failure of isobox itself, with the runner's exit status.
@@ -50,12 +61,22 @@ var runnerSignals = []os.Signal{
 // Run starts the container and waits for it. It returns the command's exit
 // status (128+N for a signal), or an error whose ExitCode says 125, 126 or
 // 127 when the command never ran.
-func Run(o Options) (int, error) {
+func Run(o Options) (code int, err error) {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("stage", "parent")
+	started := false
+	if o.Record != nil {
+		defer func() { settleRecord(o.Record, started, code, err, log) }()
+	}
+	stdio := o.Stdio
+	for i, f := range stdStreams() {
+		if stdio[i] == nil {
+			stdio[i] = f
+		}
+	}
 	if len(o.Args) == 0 {
 		return 0, setupError(errors.New("no command"))
 	}
@@ -93,7 +114,7 @@ func Run(o Options) (int, error) {
 
 	var term *terminal
 	if cfg.TTY {
-		term = newTerminal(os.Stdin, os.Stdout)
+		term = newTerminal(stdio[0], stdio[1])
 		cfg.Rows, cfg.Cols = term.size()
 	}
 
@@ -114,7 +135,19 @@ func Run(o Options) (int, error) {
 	}
 	initCh := &channel{f: initParent, name: "init"}
 	defer initCh.Close()
-	if err := initCh.send(Message{Kind: MsgConfig, Config: &cfg}); err != nil {
+	// init serves `isobox exec` on a socket in the record's directory,
+	// bound here, on the host, and handed over with the config.
+	var passed []int
+	if o.Record != nil && !cfg.NoInit {
+		l, err := listenExec(o.Record.Dir)
+		if err != nil {
+			initChild.Close()
+			return 0, setupError(err)
+		}
+		defer l.Close()
+		passed = append(passed, int(l.Fd()))
+	}
+	if err := initCh.send(Message{Kind: MsgConfig, Config: &cfg}, passed...); err != nil {
 		initChild.Close()
 		return 0, setupError(err)
 	}
@@ -123,7 +156,7 @@ func Run(o Options) (int, error) {
 	signal.Notify(sigc, runnerSignals...)
 	defer signal.Stop(sigc)
 
-	h, err := startHolder(stageHolder, []string{}, initChild)
+	h, err := startHolder(stageHolder, []string{}, stdio, initChild)
 	initChild.Close()
 	if err != nil {
 		return 0, setupError(err)
@@ -173,6 +206,14 @@ func Run(o Options) (int, error) {
 		return abortedCode(stageError(err))
 	}
 	h.initPid, h.netns = m.Pid, m.NetNS
+	// Read now: init waits for network-ready, so it cannot have exited and
+	// been reaped yet, as a short command's init may be by the time it runs.
+	var initStart uint64
+	if o.Record != nil {
+		if initStart, err = state.ProcStart(h.initPid); err != nil {
+			return abortedCode(setupError(fmt.Errorf("container record: start time of PID 1: %w", err)))
+		}
+	}
 	log.Debug("init started", "pid", m.Pid, "namespaces", CloneflagString(flags))
 	// The network needs only init's network namespace, which exists now:
 	// it is set up while init prepares the rootfs. Its stops always run,
@@ -213,6 +254,15 @@ func Run(o Options) (int, error) {
 		}
 	}
 	log.Debug("command started", "kind", m.Kind)
+	started = true
+	if o.Record != nil {
+		if err := recordStarted(o.Record, h.initPid, initStart, cfg.Net); err != nil {
+			log.Warn(err.Error())
+		}
+	}
+	if o.OnStarted != nil {
+		o.OnStarted()
+	}
 
 	var copied <-chan struct{}
 	if term != nil && len(fds) == 1 {

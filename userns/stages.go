@@ -25,6 +25,9 @@ const (
 	// stageProbe: `isobox check` starts it in new namespaces to see what
 	// an unprivileged user may do there (create them, mount overlayfs).
 	stageProbe = "isobox:probe"
+	// stageMonitor: the runner of a detached container (run -d), in a
+	// session of its own, keeping the container's log (detach.go).
+	stageMonitor = "isobox:monitor"
 )
 
 var stages = map[string]func() error{
@@ -32,6 +35,7 @@ var stages = map[string]func() error{
 	stageInit:    initMain,
 	stageUnshare: unshareMain,
 	stageProbe:   probeMain,
+	stageMonitor: monitorMain,
 }
 
 // MaybeRunStage runs the stage named by argv[0] and exits; it returns

@@ -24,10 +24,14 @@ type holder struct {
 	killed  atomic.Bool
 }
 
-// startHolder starts stage in a new user and mount namespace. The thread
+// stdStreams are this process's own standard streams.
+func stdStreams() [3]*os.File { return [3]*os.File{os.Stdin, os.Stdout, os.Stderr} }
+
+// startHolder starts stage in a new user and mount namespace, with stdio as
+// its (and the container's) standard streams. The thread
 // that forks it stays locked and alive until the holder is reaped: the
 // holder's parent-death signal fires when that thread exits.
-func startHolder(stage string, env []string, extra ...*os.File) (*holder, error) {
+func startHolder(stage string, env []string, stdio [3]*os.File, extra ...*os.File) (*holder, error) {
 	parentEnd, childEnd, err := channelPair("holder")
 	if err != nil {
 		return nil, err
@@ -41,9 +45,9 @@ func startHolder(stage string, env []string, extra ...*os.File) (*holder, error)
 		Path:       selfExe,
 		Args:       []string{stage},
 		Env:        env,
-		Stdin:      os.Stdin,
-		Stdout:     os.Stdout,
-		Stderr:     os.Stderr,
+		Stdin:      stdio[0],
+		Stdout:     stdio[1],
+		Stderr:     stdio[2],
 		ExtraFiles: append([]*os.File{childEnd}, extra...),
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS,

@@ -38,6 +38,13 @@ type cli struct {
 	Version kong.VersionFlag `help:"Print the version and exit."`
 
 	Run     RunCmd     `cmd:"" help:"Run a command in a new rootless container."`
+	Ps      PsCmd      `cmd:"" help:"List your containers."`
+	Exec    ExecCmd    `cmd:"" help:"Run a command in a running container."`
+	Stop    StopCmd    `cmd:"" help:"Stop containers: SIGTERM, then SIGKILL after a timeout."`
+	Kill    KillCmd    `cmd:"" help:"Send a signal to containers (SIGKILL by default; then waits until they are gone)."`
+	Rm      RmCmd      `cmd:"" help:"Remove containers' records (-f kills running ones first)."`
+	Logs    LogsCmd    `cmd:"" help:"Print a detached container's output."`
+	Ns      NsCmd      `cmd:"" help:"List a container's namespaces, as lsns does."`
 	Rootfs  RootfsCmd  `cmd:"" help:"Build root filesystems."`
 	Check   CheckCmd   `cmd:"" help:"Report what rootless containers need on this machine, and how to fix what is missing."`
 	Unshare UnshareCmd `cmd:"" help:"Run a host command in a user namespace with the container's id mapping (like podman unshare)."`

@@ -1,15 +1,18 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/isobox/isobox/idmap"
 	"github.com/isobox/isobox/rootfs"
 	"github.com/isobox/isobox/slirp"
 	"github.com/isobox/isobox/userns"
+	"github.com/isobox/isobox/userns/state"
 )
 
 // RunCmd is `isobox run`.
@@ -28,8 +31,11 @@ type RunCmd struct {
 	TTY               bool     `short:"t" name:"tty" help:"Allocate a terminal from the container's own devpts."`
 	// Interactive exists because Docker and podman users type -it: stdin is
 	// always connected, as with bubblewrap.
-	Interactive bool `short:"i" help:"Keep stdin connected (always on; accepted for compatibility)."`
-	NoInit      bool `name:"no-init" help:"Run the command as PID 1 itself instead of under isobox's init (it then ignores signals it does not handle)."`
+	Interactive bool   `short:"i" help:"Keep stdin connected (always on; accepted for compatibility)."`
+	NoInit      bool   `name:"no-init" help:"Run the command as PID 1 itself instead of under isobox's init (it then ignores signals it does not handle, and exec cannot enter it)."`
+	Detach      bool   `short:"d" help:"Run in the background: print the container's name once its command runs. Its output goes to 'isobox logs' (the last 1-2 MiB)."`
+	Name        string `placeholder:"NAME" help:"Name the container ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 128 bytes; default a random one)."`
+	Rm          bool   `name:"rm" help:"Remove the container's record when it exits."`
 
 	Rootfs  string   `arg:"" placeholder:"ROOTFS" help:"Root filesystem directory."`
 	Command []string `arg:"" optional:"" passthrough:"" placeholder:"COMMAND [ARG...]" help:"Command to run (default /bin/sh)."`
@@ -40,6 +46,11 @@ type RunCmd struct {
 // Validate checks the flags and builds the launcher's options, so that
 // every bad input is refused before anything is started.
 func (r *RunCmd) Validate() error {
+	if r.Name != "" {
+		if err := state.ValidName(r.Name); err != nil {
+			return fmt.Errorf("--name: %w", err)
+		}
+	}
 	switch r.Net {
 	case "", "slirp", "gvisor", "pasta", "none", "host":
 	default:
@@ -165,10 +176,55 @@ func resolveUser(root, spec string) (uid, gid uint32, home string, err error) {
 }
 
 func (r *RunCmd) Run(g *Globals, log *slog.Logger) error {
+	dir, err := state.Open()
+	if err != nil {
+		return err
+	}
+	rec := state.Record{
+		Command:    r.opts.Args,
+		Rootfs:     r.opts.Rootfs,
+		Net:        string(r.opts.Net),
+		NoInit:     r.opts.NoInit,
+		Detached:   r.Detach,
+		AutoRemove: r.Rm,
+		Created:    time.Now(),
+		RunnerPID:  os.Getpid(),
+	}
+	for _, p := range r.opts.Publish {
+		rec.Ports = append(rec.Ports, p.String())
+	}
+	c, err := createRecord(dir, rec, r.Name)
+	if err != nil {
+		return err
+	}
+	if r.Detach {
+		if err := userns.Detach(r.opts, c, g.LogLevel); err != nil {
+			return err
+		}
+		fmt.Println(c.Record().Name)
+		return nil
+	}
 	r.opts.Logger = log
+	r.opts.Record = c
 	code, err := userns.Run(r.opts)
 	if err != nil {
 		return err
 	}
 	return exitWith(code)
+}
+
+// createRecord publishes the record under name, or under a new random name
+// (trying again in the unlikely case it is taken).
+func createRecord(dir *state.Dir, rec state.Record, name string) (*state.Container, error) {
+	for try := 0; ; try++ {
+		rec.Name = name
+		if name == "" {
+			rec.Name = state.NewName()
+		}
+		c, err := dir.Create(rec)
+		if name == "" && errors.Is(err, state.ErrNameInUse) && try < 5 {
+			continue
+		}
+		return c, err
+	}
 }

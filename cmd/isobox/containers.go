@@ -1,0 +1,371 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/isobox/isobox/userns"
+	"github.com/isobox/isobox/userns/state"
+)
+
+// The commands on the caller's containers. Each looks its containers up in
+// the caller's state directory; there is no daemon to ask.
+
+func lookup(name string) (*state.Dir, state.Info, error) {
+	dir, err := state.Open()
+	if err != nil {
+		return nil, state.Info{}, err
+	}
+	info, err := dir.Get(name)
+	return dir, info, err
+}
+
+// forEach runs f on every name, going on after a failure as podman does;
+// all failures but the last are printed here, the last is returned.
+func forEach(names []string, f func(name string) error) error {
+	var last error
+	for _, n := range names {
+		if err := f(n); err != nil {
+			if last != nil {
+				fmt.Fprintf(os.Stderr, "isobox: %s\n", oneLine(last.Error()))
+			}
+			last = err
+		}
+	}
+	return last
+}
+
+// PsCmd is `isobox ps`.
+type PsCmd struct {
+	All  bool `short:"a" help:"Also list exited containers, with their exit status."`
+	JSON bool `name:"json" help:"Print a JSON array, one object per container."`
+}
+
+type psEntry struct {
+	Name     string     `json:"name"`
+	PID      int        `json:"pid"`
+	Status   string     `json:"status"`
+	Started  *time.Time `json:"started,omitempty"`
+	Uptime   float64    `json:"uptimeSeconds,omitempty"`
+	ExitCode *int       `json:"exitCode,omitempty"`
+	Command  []string   `json:"command"`
+	Ports    []string   `json:"ports"`
+	Net      string     `json:"net"`
+	Rootfs   string     `json:"rootfs"`
+	Created  time.Time  `json:"created"`
+}
+
+func (p *PsCmd) Run() error {
+	dir, err := state.Open()
+	if err != nil {
+		return err
+	}
+	list, err := dir.List()
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	entries := []psEntry{}
+	for _, i := range list {
+		if !i.Running && !p.All {
+			continue
+		}
+		e := psEntry{Name: i.Name, Status: i.Status(), ExitCode: i.ExitCode, Command: i.Command,
+			Ports: i.Ports, Net: i.Net, Rootfs: i.Rootfs, Created: i.Created}
+		if e.Ports == nil {
+			e.Ports = []string{}
+		}
+		if i.Running {
+			e.PID = i.PID
+		}
+		if !i.Started.IsZero() {
+			t := i.Started
+			e.Started = &t
+			if i.Running {
+				e.Uptime = now.Sub(t).Seconds()
+			}
+		}
+		if i.Err != nil {
+			e.Status = "unknown"
+		}
+		entries = append(entries, e)
+	}
+	if p.JSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(entries)
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tPID\tSTATUS\tNET\tPORTS\tCOMMAND")
+	for _, e := range entries {
+		pid := "-"
+		if e.PID != 0 {
+			pid = strconv.Itoa(e.PID)
+		}
+		ports := strings.Join(e.Ports, ",")
+		if ports == "" {
+			ports = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, pid, describe(e, now), orDash(e.Net), ports, strings.Join(e.Command, " "))
+	}
+	return w.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// describe is podman's STATUS column: "Up 5 seconds", "Exited (0) 3
+// minutes ago", "Exited (unknown)" for a runner that was killed.
+func describe(e psEntry, now time.Time) string {
+	switch e.Status {
+	case "running":
+		return "Up " + human(time.Duration(e.Uptime*float64(time.Second)))
+	case "created":
+		return "Created"
+	case "unknown":
+		return "Unknown (unreadable record)"
+	}
+	code := "unknown"
+	if e.ExitCode != nil {
+		code = strconv.Itoa(*e.ExitCode)
+	}
+	return "Exited (" + code + ")"
+}
+
+func human(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return plural(int(d.Seconds()), "second")
+	case d < time.Hour:
+		return plural(int(d.Minutes()), "minute")
+	case d < 48*time.Hour:
+		return plural(int(d.Hours()), "hour")
+	}
+	return plural(int(d.Hours()/24), "day")
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return strconv.Itoa(n) + " " + unit + "s"
+}
+
+// NsCmd is `isobox ns`.
+type NsCmd struct {
+	JSON bool   `name:"json" help:"Print a JSON array, one object per namespace."`
+	Name string `arg:"" optional:"" placeholder:"NAME" help:"Container (default: every running container of yours)."`
+}
+
+type nsEntry struct {
+	Container string `json:"container"`
+	userns.Namespace
+}
+
+func (n *NsCmd) Run() error {
+	var infos []state.Info
+	if n.Name != "" {
+		_, info, err := lookup(n.Name)
+		if err != nil {
+			return err
+		}
+		if !info.Running || !info.Alive() {
+			return fmt.Errorf("%q: %w", n.Name, state.ErrNotRunning)
+		}
+		infos = append(infos, info)
+	} else {
+		dir, err := state.Open()
+		if err != nil {
+			return err
+		}
+		list, err := dir.List()
+		if err != nil {
+			return err
+		}
+		for _, i := range list {
+			if i.Running && i.Alive() {
+				infos = append(infos, i)
+			}
+		}
+	}
+	entries := []nsEntry{}
+	for _, i := range infos {
+		nss, err := userns.Namespaces(i.PID)
+		if err != nil {
+			if n.Name == "" {
+				continue // it exited meanwhile
+			}
+			return err
+		}
+		for _, ns := range nss {
+			entries = append(entries, nsEntry{Container: i.Name, Namespace: ns})
+		}
+	}
+	if n.JSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(entries)
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "CONTAINER\tNS\tTYPE\tNPROCS\tPID\tCOMMAND")
+	for _, e := range entries {
+		fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%d\t%s\n", e.Container, e.Inode, e.Type, e.NProcs, e.PID, e.Command)
+	}
+	return w.Flush()
+}
+
+// ExecCmd is `isobox exec`.
+type ExecCmd struct {
+	TTY         bool     `short:"t" name:"tty" help:"Allocate a terminal from the container's own devpts."`
+	Interactive bool     `short:"i" help:"Keep stdin connected (always on; accepted for compatibility)."`
+	Env         []string `short:"e" sep:"none" placeholder:"KEY[=VALUE]" help:"Set a variable over the container's; KEY alone takes the caller's value. Repeatable."`
+	Workdir     string   `short:"w" placeholder:"DIR" help:"Working directory (default the container's)."`
+	User        string   `short:"u" placeholder:"UID[:GID]" help:"User to run as, by number or by name from the container's /etc/passwd (default the container's)."`
+
+	Name    string   `arg:"" placeholder:"NAME" help:"Running container."`
+	Command []string `arg:"" passthrough:"" placeholder:"COMMAND [ARG...]" help:"Command to run."`
+}
+
+func (e *ExecCmd) Run() error {
+	if e.Workdir != "" && !filepath.IsAbs(e.Workdir) {
+		return fmt.Errorf("--workdir %q: must be an absolute path", e.Workdir)
+	}
+	if e.User != "" {
+		if _, err := userns.ParseUserSpec(e.User); err != nil {
+			return err
+		}
+	}
+	var env []string
+	for _, kv := range e.Env {
+		v, ok, err := userns.ParseEnvArg(kv, os.LookupEnv)
+		if err != nil {
+			return err
+		}
+		if ok {
+			env = append(env, v)
+		}
+	}
+	_, info, err := lookup(e.Name)
+	if err != nil {
+		return err
+	}
+	if !info.Running || !info.Alive() {
+		return fmt.Errorf("%q: %w", e.Name, state.ErrNotRunning)
+	}
+	if info.NoInit {
+		return fmt.Errorf("%q was started with --no-init: exec asks the container's isobox init to start the process, and its PID 1 is the command itself (start it without --no-init)", e.Name)
+	}
+	code, err := userns.Exec(info.Dir, userns.ExecRequest{
+		Args: e.Command, Env: env, Workdir: e.Workdir, User: e.User, TTY: e.TTY,
+	})
+	if err != nil {
+		return err
+	}
+	return exitWith(code)
+}
+
+// StopCmd is `isobox stop`.
+type StopCmd struct {
+	Time  int      `short:"t" name:"time" default:"10" placeholder:"SECONDS" help:"Seconds to wait after SIGTERM before SIGKILL."`
+	Names []string `arg:"" placeholder:"NAME" help:"Running containers."`
+}
+
+func (s *StopCmd) Run() error {
+	if s.Time < 0 {
+		return fmt.Errorf("--time %d: must not be negative", s.Time)
+	}
+	return forEach(s.Names, func(name string) error {
+		_, info, err := lookup(name)
+		if err != nil {
+			return err
+		}
+		if err := userns.Stop(info, time.Duration(s.Time)*time.Second); err != nil {
+			return err
+		}
+		fmt.Println(name)
+		return nil
+	})
+}
+
+// KillCmd is `isobox kill`.
+type KillCmd struct {
+	Signal string   `short:"s" default:"KILL" placeholder:"SIGNAL" help:"Signal to send to the container's PID 1, by name or number."`
+	Names  []string `arg:"" placeholder:"NAME" help:"Running containers."`
+}
+
+func (k *KillCmd) Run() error {
+	sig, err := userns.ParseSignal(k.Signal)
+	if err != nil {
+		return err
+	}
+	return forEach(k.Names, func(name string) error {
+		_, info, err := lookup(name)
+		if err != nil {
+			return err
+		}
+		if err := userns.Kill(info, sig); err != nil {
+			return err
+		}
+		fmt.Println(name)
+		return nil
+	})
+}
+
+// RmCmd is `isobox rm`.
+type RmCmd struct {
+	Force bool     `short:"f" help:"Kill a running container (SIGKILL) before removing it."`
+	Names []string `arg:"" placeholder:"NAME" help:"Containers."`
+}
+
+func (r *RmCmd) Run() error {
+	return forEach(r.Names, func(name string) error {
+		dir, info, err := lookup(name)
+		if err != nil {
+			return err
+		}
+		if info.Running {
+			if !r.Force {
+				return fmt.Errorf("%q: %w: stop it first, or use rm -f", name, state.ErrRunning)
+			}
+			if err := userns.Kill(info, 9); err != nil && !errors.Is(err, state.ErrNotRunning) {
+				return err
+			}
+			if !state.WaitUnlocked(info.Dir, 15*time.Second) {
+				return fmt.Errorf("%q: its runner (PID %d) did not exit", name, info.RunnerPID)
+			}
+		}
+		if err := dir.Delete(name); err != nil && !errors.Is(err, state.ErrNoSuch) {
+			return err
+		}
+		fmt.Println(name)
+		return nil
+	})
+}
+
+// LogsCmd is `isobox logs`.
+type LogsCmd struct {
+	Follow bool   `short:"f" help:"Keep printing what the container writes until it exits."`
+	Name   string `arg:"" placeholder:"NAME" help:"Container started with -d."`
+}
+
+func (l *LogsCmd) Run() error {
+	_, info, err := lookup(l.Name)
+	if err != nil {
+		return err
+	}
+	if !info.Detached {
+		return fmt.Errorf("%q was not started with -d: its output went to the terminal that ran it, and no log was kept", l.Name)
+	}
+	return userns.CopyLog(os.Stdout, info, l.Follow)
+}
