@@ -63,6 +63,14 @@ type Config struct {
 	SetGroups bool `json:"setGroups,omitempty"`
 	// TTYGroup: gid 5 is mapped, devpts may use it.
 	TTYGroup bool `json:"ttyGroup,omitempty"`
+	// Caps is the container's capability set (bounding set, and what root
+	// gets); AmbientCaps what a non-root user gets (those added by name).
+	Caps        CapSet `json:"caps"`
+	AmbientCaps CapSet `json:"ambientCaps,omitempty"`
+	// NewPrivs leaves no_new_privs unset (--security-opt
+	// no-new-privileges=false): setuid binaries and file capabilities
+	// inside then work again.
+	NewPrivs bool `json:"newPrivs,omitempty"`
 	// Files are shown at their paths in the container (/etc/hosts and
 	// /etc/resolv.conf for --net slirp).
 	Files []rootfs.File `json:"files,omitempty"`

@@ -141,7 +141,7 @@ func (s *execServer) start(ch *channel, r *ExecRequest, fds []int) (pid, code in
 	s.mu.Lock()
 	pid, err = syscall.ForkExec(argv0, r.Args, &syscall.ProcAttr{
 		Dir: wd, Env: env, Files: files,
-		Sys: &syscall.SysProcAttr{Setsid: true, Setctty: r.TTY, Ctty: 0, Credential: cred},
+		Sys: &syscall.SysProcAttr{Setsid: true, Setctty: r.TTY, Ctty: 0, Credential: cred, AmbientCaps: procCaps(s.c, uid)},
 	})
 	if err != nil {
 		s.mu.Unlock()

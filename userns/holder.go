@@ -52,9 +52,13 @@ func holderMain() error {
 		}
 	}
 
+	initExe, initExeFD, err := sealedSelf()
+	if err != nil {
+		return ch.fail(125, fmt.Errorf("seal the binary init runs from: %w", err))
+	}
 	initChannel := os.NewFile(fdInitChannel, "init channel")
 	cmd := &exec.Cmd{
-		Path:       selfExe,
+		Path:       initExe,
 		Args:       []string{stageInit},
 		Env:        []string{},
 		Stdin:      os.Stdin,
@@ -73,6 +77,7 @@ func holderMain() error {
 		return ch.fail(125, fmt.Errorf("start init with namespaces %s: %w", CloneflagString(hc.Cloneflags), err))
 	}
 	initChannel.Close()
+	unix.Close(initExeFD)
 	// Hold init's network namespace open, and name it by this descriptor:
 	// the network is set up while init prepares the rootfs, and if init
 	// fails meanwhile, the namespace, and the path the drivers were given,

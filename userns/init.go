@@ -74,6 +74,9 @@ func initMain() error {
 	if err != nil {
 		return ch.fail(ExitNotFound, err)
 	}
+	if err := lockDown(c); err != nil {
+		return ch.fail(ExitSetup, err)
+	}
 	if c.NoInit {
 		return execCommand(ch, c, argv0)
 	}
@@ -82,6 +85,11 @@ func initMain() error {
 
 func setupContainer(c *Config) error {
 	unix.Umask(0o022)
+	// A session keyring of its own: the caller's keys (and those of other
+	// containers of the same user) are not the container's to read.
+	if _, _, errno := unix.Syscall(unix.SYS_KEYCTL, unix.KEYCTL_JOIN_SESSION_KEYRING, 0, 0); errno != 0 && errno != unix.ENOSYS {
+		return fmt.Errorf("keyctl(KEYCTL_JOIN_SESSION_KEYRING): %w", errno)
+	}
 	if err := unix.Sethostname([]byte(c.Hostname)); err != nil {
 		return fmt.Errorf("sethostname %q: %w", c.Hostname, err)
 	}
@@ -91,6 +99,21 @@ func setupContainer(c *Config) error {
 		}
 	}
 	return rootfs.Prepare(rootfs.Spec{Root: c.Rootfs, TTYGroup: c.TTYGroup, Files: c.Files})
+}
+
+// lockDown limits what every process of the container may gain, after
+// init's own set-up needed everything: the capability bounding set, and
+// no_new_privs unless turned off.
+func lockDown(c *Config) error {
+	if err := limitBoundingSet(c.Caps); err != nil {
+		return err
+	}
+	if !c.NewPrivs {
+		if err := setNoNewPrivs(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // lookPath finds the command in the container's PATH, after pivot_root.
@@ -155,10 +178,11 @@ func superviseCommand(ch *channel, c *Config, argv0 string, sigc <-chan os.Signa
 		Env:   c.Env,
 		Files: files,
 		Sys: &syscall.SysProcAttr{
-			Setsid:     true,
-			Setctty:    c.TTY,
-			Ctty:       0,
-			Credential: credential(c),
+			Setsid:      true,
+			Setctty:     c.TTY,
+			Ctty:        0,
+			Credential:  credential(c),
+			AmbientCaps: procCaps(c, c.UID),
 		},
 	})
 	if err != nil {
@@ -245,8 +269,18 @@ func execCommand(ch *channel, c *Config, argv0 string) error {
 	if err := syscall.Setgid(int(c.GID)); err != nil {
 		return ch.fail(ExitSetup, fmt.Errorf("setgid %d: %w", c.GID, err))
 	}
+	ambient := procCaps(c, c.UID)
+	if len(ambient) > 0 {
+		// Keep the permitted set over setuid, to raise ambient ones after.
+		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+			return ch.fail(ExitSetup, fmt.Errorf("prctl(PR_SET_KEEPCAPS): %w", err))
+		}
+	}
 	if err := syscall.Setuid(int(c.UID)); err != nil {
 		return ch.fail(ExitSetup, fmt.Errorf("setuid %d: %w", c.UID, err))
+	}
+	if err := raiseAmbient(ambient); err != nil {
+		return ch.fail(ExitSetup, err)
 	}
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
 		return ch.fail(ExitSetup, fmt.Errorf("prctl(PR_SET_PDEATHSIG): %w", err))

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/isobox/isobox/idmap"
@@ -31,11 +32,14 @@ type RunCmd struct {
 	TTY               bool     `short:"t" name:"tty" help:"Allocate a terminal from the container's own devpts."`
 	// Interactive exists because Docker and podman users type -it: stdin is
 	// always connected, as with bubblewrap.
-	Interactive bool   `short:"i" help:"Keep stdin connected (always on; accepted for compatibility)."`
-	NoInit      bool   `name:"no-init" help:"Run the command as PID 1 itself instead of under isobox's init (it then ignores signals it does not handle, and exec cannot enter it)."`
-	Detach      bool   `short:"d" help:"Run in the background: print the container's name once its command runs. Its output goes to 'isobox logs' (the last 1-2 MiB)."`
-	Name        string `placeholder:"NAME" help:"Name the container ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 128 bytes; default a random one)."`
-	Rm          bool   `name:"rm" help:"Remove the container's record when it exits."`
+	Interactive bool     `short:"i" help:"Keep stdin connected (always on; accepted for compatibility)."`
+	NoInit      bool     `name:"no-init" help:"Run the command as PID 1 itself instead of under isobox's init (it then ignores signals it does not handle, and exec cannot enter it)."`
+	CapAdd      []string `name:"cap-add" placeholder:"CAP" help:"Add a capability (CAP_ prefix optional, ALL for every one) to the default set: CHOWN DAC_OVERRIDE FOWNER FSETID KILL NET_BIND_SERVICE SETFCAP SETGID SETPCAP SETUID SYS_CHROOT (podman's). A non-root --user gets only the ones added. Repeatable."`
+	CapDrop     []string `name:"cap-drop" placeholder:"CAP" help:"Drop a capability (ALL for every one, then --cap-add what is needed). Repeatable."`
+	SecurityOpt []string `name:"security-opt" sep:"none" placeholder:"OPT" help:"no-new-privileges=false lets setuid binaries and file capabilities inside gain privilege again (it is on by default: set it off for a container that needs sudo or ping through setuid). Repeatable."`
+	Detach      bool     `short:"d" help:"Run in the background: print the container's name once its command runs. Its output goes to 'isobox logs' (the last 1-2 MiB)."`
+	Name        string   `placeholder:"NAME" help:"Name the container ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 128 bytes; default a random one)."`
+	Rm          bool     `name:"rm" help:"Remove the container's record when it exits."`
 
 	Rootfs  string   `arg:"" placeholder:"ROOTFS" help:"Root filesystem directory."`
 	Command []string `arg:"" optional:"" passthrough:"" placeholder:"COMMAND [ARG...]" help:"Command to run (default /bin/sh)."`
@@ -121,18 +125,29 @@ func (r *RunCmd) Validate() error {
 	if len(args) == 0 {
 		args = []string{"/bin/sh"}
 	}
+	caps, ambient, err := userns.ApplyCapFlags(r.CapAdd, r.CapDrop)
+	if err != nil {
+		return err
+	}
+	sec, err := parseSecurityOpts(r.SecurityOpt)
+	if err != nil {
+		return err
+	}
 	r.opts = userns.Options{
 		Config: userns.Config{
-			Rootfs:   root,
-			Args:     args,
-			Env:      userns.BuildEnv(r.Hostname, home, os.Getenv("TERM"), env),
-			Workdir:  r.Workdir,
-			UID:      uid,
-			GID:      gid,
-			Hostname: r.Hostname,
-			Net:      userns.Net(r.Net),
-			TTY:      r.TTY,
-			NoInit:   r.NoInit,
+			Rootfs:      root,
+			Args:        args,
+			Env:         userns.BuildEnv(r.Hostname, home, os.Getenv("TERM"), env),
+			Workdir:     r.Workdir,
+			UID:         uid,
+			GID:         gid,
+			Hostname:    r.Hostname,
+			Net:         userns.Net(r.Net),
+			TTY:         r.TTY,
+			NoInit:      r.NoInit,
+			Caps:        caps,
+			AmbientCaps: ambient,
+			NewPrivs:    sec.newPrivs,
 		},
 		Map:               idmap.Mode(r.Map),
 		TimeOffsets:       offsets,
@@ -227,4 +242,34 @@ func createRecord(dir *state.Dir, rec state.Record, name string) (*state.Contain
 		}
 		return c, err
 	}
+}
+
+// securityOpts are the --security-opt values isobox knows.
+type securityOpts struct {
+	newPrivs bool // no-new-privileges=false
+}
+
+// parseSecurityOpts reads Docker's spellings: KEY, KEY=VALUE or KEY:VALUE.
+func parseSecurityOpts(opts []string) (securityOpts, error) {
+	var s securityOpts
+	for _, o := range opts {
+		key, val, hasVal := strings.Cut(o, "=")
+		if !hasVal {
+			key, val, hasVal = strings.Cut(o, ":")
+		}
+		switch key {
+		case "no-new-privileges":
+			switch {
+			case !hasVal || val == "true":
+				s.newPrivs = false
+			case val == "false":
+				s.newPrivs = true
+			default:
+				return s, fmt.Errorf("--security-opt %q: want no-new-privileges=true or =false", o)
+			}
+		default:
+			return s, fmt.Errorf("--security-opt %q: unknown option (known: no-new-privileges)", o)
+		}
+	}
+	return s, nil
 }
