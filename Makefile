@@ -49,6 +49,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzParseTimeOffsets -fuzztime 20s ./userns/
 	$(GO) test -run XXX -fuzz FuzzParseEnvFile -fuzztime 20s ./userns/
 	$(GO) test -run XXX -fuzz FuzzParsePublish -fuzztime 20s ./slirp/
+	$(GO) test -run XXX -fuzz FuzzLoad -fuzztime 20s ./userns/seccomp/
 
 clean:
 	rm -rf bin

@@ -151,19 +151,25 @@ func TestMasksCannotBeUnmountedOrBypassedWithANewProc(t *testing.T) {
 }
 
 // A container joins a session keyring of its own, never the caller's
-// (runc: "_ses" keyrings since 2016).
+// (runc: "_ses" keyrings since 2016). Unconfined: the default seccomp
+// profile forbids keyctl(2) altogether, and this must hold without it.
 func TestContainerHasASessionKeyringOfItsOwn(t *testing.T) {
 	root := fresh(t)
 	buildInto(t, root, "probe")
 	host := runAs(tester, nil, filepath.Join(root, "bin", "probe"), "keyring")
-	in := isobox(t, "run", "--net", "none", root, "probe", "keyring")
+	in := isobox(t, "run", "--net", "none", "--security-opt", "seccomp=unconfined", root, "probe", "keyring")
 	if host.code != 0 || in.code != 0 {
 		t.Fatalf("host: %s\ncontainer: %s", host, in)
 	}
 	if strings.TrimSpace(in.stdout) == strings.TrimSpace(host.stdout) {
 		t.Fatalf("the container is in the caller's session keyring %s", host.stdout)
 	}
-	other := isobox(t, "run", "--net", "none", root, "probe", "keyring")
+	// An anonymous session keyring joined by init ("_ses"), not the one
+	// the caller's session or the user's default would give.
+	if !strings.HasSuffix(strings.TrimSpace(in.stdout), ";_ses") {
+		t.Fatalf("session keyring in the container: %q, want a new \"_ses\" one", in.stdout)
+	}
+	other := isobox(t, "run", "--net", "none", "--security-opt", "seccomp=unconfined", root, "probe", "keyring")
 	if strings.TrimSpace(in.stdout) == strings.TrimSpace(other.stdout) {
 		t.Fatalf("two containers share session keyring %s", in.stdout)
 	}
@@ -191,5 +197,48 @@ func TestWorkdirCannotLeaveTheContainerCVE202421626(t *testing.T) {
 				t.Errorf("%v -w /proc/self/fd/%d reached %s", mode, fd, r.stdout)
 			}
 		}
+	}
+}
+
+// Docker's default seccomp profile: calls Docker blocks for a container
+// without CAP_SYS_ADMIN fail with EPERM, and work again unconfined.
+func TestSeccompBlocksWhatDockersDefaultProfileBlocks(t *testing.T) {
+	root := fresh(t)
+	buildInto(t, root, "probe")
+	// unshare(2) from BusyBox: a Go program is multi-threaded, which
+	// unshare(CLONE_NEWUSER) refuses on its own.
+	probes := map[string]string{
+		"unshare":     "unshare -U true 2>/dev/null && echo ok || echo EPERM",
+		"keyctl":      "probe keyctl",
+		"personality": "probe personality",
+	}
+	for name, script := range probes {
+		r := isobox(t, "run", "--net", "none", root, "sh", "-c", script)
+		if strings.TrimSpace(r.stdout) != "EPERM" {
+			t.Errorf("%s under the default profile: %s", name, r)
+		}
+		r = isobox(t, "run", "--net", "none", "--security-opt", "seccomp=unconfined", root, "sh", "-c", script)
+		if strings.TrimSpace(r.stdout) != "ok" {
+			t.Errorf("%s unconfined: %s", name, r)
+		}
+	}
+	if got := capLine(t, inContainer(t, "cat /proc/self/status", "--net", "none"), "Seccomp"); got != "2" {
+		t.Errorf("Seccomp: %s, want 2 (filter)", got)
+	}
+	// A profile in Docker's JSON format, from a file.
+	profile := filepath.Join(userDir(tester, "seccomp"), "profile.json")
+	if err := os.WriteFile(profile, []byte(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := isobox(t, "run", "--net", "none", "--security-opt", "seccomp="+profile, root, "sh", "-c", "mkdir /tmp/x 2>&1; probe keyctl")
+	if !strings.Contains(r.stdout, "Permission denied") || !strings.Contains(r.stdout, "ok") {
+		t.Errorf("custom profile: %s", r)
+	}
+	for _, bad := range []string{"seccomp=" + filepath.Join(work, "missing.json"), "seccomp=", "seccomp=" + binary} {
+		r := isobox(t, "run", "--security-opt", bad, root, "true")
+		if r.code != 125 {
+			t.Errorf("--security-opt %s: %s", bad, r)
+		}
+		checkOneErrorLine(t, r)
 	}
 }

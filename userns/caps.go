@@ -6,7 +6,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -130,6 +129,14 @@ func (s CapSet) String() string {
 	return strings.Join(names, ",")
 }
 
+// Names lists the set as "CAP_CHOWN" and so on.
+func (s CapSet) Names() []string {
+	if s == 0 {
+		return nil
+	}
+	return strings.Split(s.String(), ",")
+}
+
 // list is the set as capability numbers (for AmbientCaps).
 func (s CapSet) list() []uintptr {
 	out := make([]uintptr, 0, bits.OnesCount64(uint64(s)))
@@ -141,29 +148,18 @@ func (s CapSet) list() []uintptr {
 	return out
 }
 
-// limitBoundingSet drops every capability outside set from init's bounding
-// set: a process exec'd as root then gets exactly set, and no process of
-// the container can ever gain more. init's own capabilities are unchanged.
-// The bounding set is per thread and init forks from whichever thread
-// runs the goroutine, so it is dropped on every thread of the process
-// (AllThreadsSyscall; new threads are cloned from these).
+// limitBoundingSet drops every capability outside set from the calling
+// thread's bounding set: a process it execs as root then gets exactly set,
+// and no process it forks can ever gain more. The thread's own
+// capabilities are unchanged.
 func limitBoundingSet(set CapSet) error {
 	for c := 0; c <= lastCap(); c++ {
 		if set&(1<<c) != 0 {
 			continue
 		}
-		if _, _, errno := syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0); errno != 0 && errno != unix.EINVAL {
-			return fmt.Errorf("prctl(PR_CAPBSET_DROP, %d) on every thread: %w", c, errno)
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
+			return fmt.Errorf("prctl(PR_CAPBSET_DROP, %d): %w", c, err)
 		}
-	}
-	return nil
-}
-
-// setNoNewPrivs sets no_new_privs on every thread of init (per thread, like
-// the bounding set), so every process of the container inherits it.
-func setNoNewPrivs() error {
-	if _, _, errno := syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); errno != 0 {
-		return fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS) on every thread: %w", errno)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package userns
 import (
 	"github.com/isobox/isobox/rootfs"
 	"github.com/isobox/isobox/slirp"
+	"github.com/isobox/isobox/userns/seccomp"
 )
 
 // Net is the network mode of a container.
@@ -71,6 +72,9 @@ type Config struct {
 	// no-new-privileges=false): setuid binaries and file capabilities
 	// inside then work again.
 	NewPrivs bool `json:"newPrivs,omitempty"`
+	// Seccomp is the compiled filter; empty for --security-opt
+	// seccomp=unconfined.
+	Seccomp seccomp.Program `json:"seccomp,omitempty"`
 	// Files are shown at their paths in the container (/etc/hosts and
 	// /etc/resolv.conf for --net slirp).
 	Files []rootfs.File `json:"files,omitempty"`

@@ -35,12 +35,13 @@ type ExecRequest struct {
 // the container's devpts and sends the master back, as for run.
 type execServer struct {
 	c     *Config
+	fork  *forker
 	mu    sync.Mutex
 	procs map[int]*channel // running exec'd processes, by PID
 }
 
-func newExecServer(c *Config) *execServer {
-	return &execServer{c: c, procs: map[int]*channel{}}
+func newExecServer(c *Config, fork *forker) *execServer {
+	return &execServer{c: c, fork: fork, procs: map[int]*channel{}}
 }
 
 // serve accepts connections until the listener fails (init exits first).
@@ -139,7 +140,7 @@ func (s *execServer) start(ch *channel, r *ExecRequest, fds []int) (pid, code in
 	}
 	cred := &syscall.Credential{Uid: uid, Gid: gid, NoSetGroups: !s.c.SetGroups}
 	s.mu.Lock()
-	pid, err = syscall.ForkExec(argv0, r.Args, &syscall.ProcAttr{
+	pid, err = s.fork.forkExec(argv0, r.Args, &syscall.ProcAttr{
 		Dir: wd, Env: env, Files: files,
 		Sys: &syscall.SysProcAttr{Setsid: true, Setctty: r.TTY, Ctty: 0, Credential: cred, AmbientCaps: procCaps(s.c, uid)},
 	})

@@ -74,22 +74,18 @@ func initMain() error {
 	if err != nil {
 		return ch.fail(ExitNotFound, err)
 	}
-	if err := lockDown(c); err != nil {
-		return ch.fail(ExitSetup, err)
-	}
 	if c.NoInit {
 		return execCommand(ch, c, argv0)
 	}
-	return superviseCommand(ch, c, argv0, sigc, execListener)
+	fork, err := startForker(c)
+	if err != nil {
+		return ch.fail(ExitSetup, err)
+	}
+	return superviseCommand(ch, c, argv0, sigc, execListener, fork)
 }
 
 func setupContainer(c *Config) error {
 	unix.Umask(0o022)
-	// A session keyring of its own: the caller's keys (and those of other
-	// containers of the same user) are not the container's to read.
-	if _, _, errno := unix.Syscall(unix.SYS_KEYCTL, unix.KEYCTL_JOIN_SESSION_KEYRING, 0, 0); errno != 0 && errno != unix.ENOSYS {
-		return fmt.Errorf("keyctl(KEYCTL_JOIN_SESSION_KEYRING): %w", errno)
-	}
 	if err := unix.Sethostname([]byte(c.Hostname)); err != nil {
 		return fmt.Errorf("sethostname %q: %w", c.Hostname, err)
 	}
@@ -99,21 +95,6 @@ func setupContainer(c *Config) error {
 		}
 	}
 	return rootfs.Prepare(rootfs.Spec{Root: c.Rootfs, TTYGroup: c.TTYGroup, Files: c.Files})
-}
-
-// lockDown limits what every process of the container may gain, after
-// init's own set-up needed everything: the capability bounding set, and
-// no_new_privs unless turned off.
-func lockDown(c *Config) error {
-	if err := limitBoundingSet(c.Caps); err != nil {
-		return err
-	}
-	if !c.NewPrivs {
-		if err := setNoNewPrivs(); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // lookPath finds the command in the container's PATH, after pivot_root.
@@ -163,7 +144,7 @@ var forwarded = []os.Signal{
 // process that ends up as init's child, and exits with the command's status
 // once it is gone (the kernel then kills whatever else is left in the PID
 // namespace).
-func superviseCommand(ch *channel, c *Config, argv0 string, sigc <-chan os.Signal, execListener int) error {
+func superviseCommand(ch *channel, c *Config, argv0 string, sigc <-chan os.Signal, execListener int, fork *forker) error {
 	files := []uintptr{0, 1, 2}
 	var pty *ptyPair
 	if c.TTY {
@@ -173,7 +154,7 @@ func superviseCommand(ch *channel, c *Config, argv0 string, sigc <-chan os.Signa
 		}
 		files = []uintptr{uintptr(pty.slave), uintptr(pty.slave), uintptr(pty.slave)}
 	}
-	pid, err := syscall.ForkExec(argv0, c.Args, &syscall.ProcAttr{
+	pid, err := fork.forkExec(argv0, c.Args, &syscall.ProcAttr{
 		Dir:   c.Workdir,
 		Env:   c.Env,
 		Files: files,
@@ -206,7 +187,7 @@ func superviseCommand(ch *channel, c *Config, argv0 string, sigc <-chan os.Signa
 	}
 	ch.Close()
 
-	execs := newExecServer(c)
+	execs := newExecServer(c, fork)
 	if execListener >= 0 {
 		go execs.serve(execListener)
 	}
@@ -249,6 +230,9 @@ func execCommand(ch *channel, c *Config, argv0 string) error {
 	// credential change below clears it, so it is set again on this thread.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	if err := lockDown(c); err != nil {
+		return ch.fail(ExitSetup, err)
+	}
 
 	var ptyMaster []int
 	if c.TTY {

@@ -13,6 +13,7 @@ import (
 	"github.com/isobox/isobox/rootfs"
 	"github.com/isobox/isobox/slirp"
 	"github.com/isobox/isobox/userns"
+	"github.com/isobox/isobox/userns/seccomp"
 	"github.com/isobox/isobox/userns/state"
 )
 
@@ -36,7 +37,7 @@ type RunCmd struct {
 	NoInit      bool     `name:"no-init" help:"Run the command as PID 1 itself instead of under isobox's init (it then ignores signals it does not handle, and exec cannot enter it)."`
 	CapAdd      []string `name:"cap-add" placeholder:"CAP" help:"Add a capability (CAP_ prefix optional, ALL for every one) to the default set: CHOWN DAC_OVERRIDE FOWNER FSETID KILL NET_BIND_SERVICE SETFCAP SETGID SETPCAP SETUID SYS_CHROOT (podman's). A non-root --user gets only the ones added. Repeatable."`
 	CapDrop     []string `name:"cap-drop" placeholder:"CAP" help:"Drop a capability (ALL for every one, then --cap-add what is needed). Repeatable."`
-	SecurityOpt []string `name:"security-opt" sep:"none" placeholder:"OPT" help:"no-new-privileges=false lets setuid binaries and file capabilities inside gain privilege again (it is on by default: set it off for a container that needs sudo or ping through setuid). Repeatable."`
+	SecurityOpt []string `name:"security-opt" sep:"none" placeholder:"OPT" help:"seccomp=unconfined runs without Docker's default seccomp filter, seccomp=FILE.json with a profile in Docker's format; no-new-privileges=false lets setuid binaries and file capabilities inside gain privilege again (it is on by default: set it off for a container that needs sudo or ping through setuid). Repeatable."`
 	Detach      bool     `short:"d" help:"Run in the background: print the container's name once its command runs. Its output goes to 'isobox logs' (the last 1-2 MiB)."`
 	Name        string   `placeholder:"NAME" help:"Name the container ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 128 bytes; default a random one)."`
 	Rm          bool     `name:"rm" help:"Remove the container's record when it exits."`
@@ -133,6 +134,10 @@ func (r *RunCmd) Validate() error {
 	if err != nil {
 		return err
 	}
+	filter, err := seccompFilter(sec, caps)
+	if err != nil {
+		return err
+	}
 	r.opts = userns.Options{
 		Config: userns.Config{
 			Rootfs:      root,
@@ -148,6 +153,7 @@ func (r *RunCmd) Validate() error {
 			Caps:        caps,
 			AmbientCaps: ambient,
 			NewPrivs:    sec.newPrivs,
+			Seccomp:     filter,
 		},
 		Map:               idmap.Mode(r.Map),
 		TimeOffsets:       offsets,
@@ -244,9 +250,31 @@ func createRecord(dir *state.Dir, rec state.Record, name string) (*state.Contain
 	}
 }
 
+// seccompFilter compiles Docker's default profile for the container's
+// capabilities, or the given one.
+func seccompFilter(sec securityOpts, caps userns.CapSet) (seccomp.Program, error) {
+	switch {
+	case sec.unconfined:
+		return nil, nil
+	case sec.seccompProfile != "":
+		b, err := os.ReadFile(sec.seccompProfile)
+		if err != nil {
+			return nil, fmt.Errorf("--security-opt seccomp: %w", err)
+		}
+		p, err := seccomp.Load(b, caps.Names())
+		if err != nil {
+			return nil, fmt.Errorf("--security-opt seccomp=%s: %w", sec.seccompProfile, err)
+		}
+		return p, nil
+	}
+	return seccomp.Default(caps.Names())
+}
+
 // securityOpts are the --security-opt values isobox knows.
 type securityOpts struct {
-	newPrivs bool // no-new-privileges=false
+	newPrivs       bool   // no-new-privileges=false
+	unconfined     bool   // seccomp=unconfined
+	seccompProfile string // seccomp=FILE
 }
 
 // parseSecurityOpts reads Docker's spellings: KEY, KEY=VALUE or KEY:VALUE.
@@ -267,8 +295,17 @@ func parseSecurityOpts(opts []string) (securityOpts, error) {
 			default:
 				return s, fmt.Errorf("--security-opt %q: want no-new-privileges=true or =false", o)
 			}
+		case "seccomp":
+			switch {
+			case !hasVal || val == "":
+				return s, fmt.Errorf("--security-opt %q: want seccomp=unconfined or seccomp=FILE.json", o)
+			case val == "unconfined":
+				s.unconfined, s.seccompProfile = true, ""
+			default:
+				s.unconfined, s.seccompProfile = false, val
+			}
 		default:
-			return s, fmt.Errorf("--security-opt %q: unknown option (known: no-new-privileges)", o)
+			return s, fmt.Errorf("--security-opt %q: unknown option (known: no-new-privileges, seccomp)", o)
 		}
 	}
 	return s, nil

@@ -2,8 +2,7 @@
 // prints "ok", or the error name: the integration tests build it statically
 // into a rootfs copy and run it inside containers (and on the host).
 //
-//	probe keyring   the session keyring's serial number
-//	probe unshare   unshare(CLONE_NEWUSER|CLONE_NEWNS)
+//	probe keyring   the session keyring's serial number and description
 //	probe keyctl    add_key("user", ...) into the session keyring
 //	probe ptrace    ptrace(PTRACE_ATTACH) of a child
 //	probe personality  personality(READ_IMPLIES_EXEC)
@@ -20,7 +19,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Println("usage: probe keyring|unshare|keyctl|ptrace|personality")
+		fmt.Println("usage: probe keyring|keyctl|ptrace|personality")
 		os.Exit(2)
 	}
 	var err error
@@ -28,12 +27,13 @@ func main() {
 	case "keyring":
 		id, e := unix.KeyctlGetKeyringID(unix.KEY_SPEC_SESSION_KEYRING, false)
 		if e == nil {
-			fmt.Println(id)
-			return
+			desc, e := unix.KeyctlString(unix.KEYCTL_DESCRIBE, id)
+			if e == nil {
+				fmt.Println(id, desc)
+				return
+			}
 		}
 		err = e
-	case "unshare":
-		err = unix.Unshare(unix.CLONE_NEWUSER | unix.CLONE_NEWNS)
 	case "keyctl":
 		_, err = unix.AddKey("user", "isobox-probe", []byte("x"), unix.KEY_SPEC_SESSION_KEYRING)
 	case "ptrace":
