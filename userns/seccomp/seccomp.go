@@ -2,7 +2,8 @@
 // taken from github.com/moby/profiles/seccomp, or a JSON file in Docker's
 // format) into a classic BPF program for the container, and installs it.
 // It needs no cgo: profiles are resolved for the container's capabilities,
-// the architecture and the kernel by moby/profiles, and compiled with
+// the architecture and the kernel by moby/profiles, and compiled here to
+// classic BPF with golang.org/x/net/bpf, using the syscall tables of
 // github.com/elastic/go-seccomp-bpf, where runc and podman link libseccomp.
 //
 // The program is compiled by the runner, so a bad profile is refused
@@ -15,7 +16,6 @@ import (
 	"sort"
 	"unsafe"
 
-	bpfseccomp "github.com/elastic/go-seccomp-bpf"
 	"github.com/elastic/go-seccomp-bpf/arch"
 	profiles "github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -65,13 +65,32 @@ func spec(caps []string) *specs.Spec {
 }
 
 // precedence orders rules as libseccomp does when several match a call:
-// the most restrictive action wins. go-seccomp-bpf takes the first group
-// that matches, so groups are sorted by it.
+// the most restrictive action wins. The program tries rules in this order
+// and takes the first that matches.
 var precedence = map[specs.LinuxSeccompAction]int{
 	specs.ActKillProcess: 0, specs.ActKillThread: 1, specs.ActKill: 1, specs.ActTrap: 2,
 	specs.ActErrno: 3, specs.ActTrace: 4, specs.ActLog: 5, specs.ActAllow: 6,
 }
 
+// Offsets in struct seccomp_data.
+const (
+	offNr   = 0
+	offArch = 4
+	offArgs = 16
+)
+
+// compile emits the program. go-seccomp-bpf's assembler is used for its
+// syscall tables only: its argument checks leave an argument in the
+// accumulator where the next group expects the syscall number, which
+// breaks any profile with two conditional rules (Docker's allows socket(2)
+// through several). Here each conditional rule is a block that reloads the
+// number when its checks fail:
+//
+//	ld arch; jeq NATIVE, next, ret default   (other ABIs get the default)
+//	ld nr; jge X32_BIT, ret ENOSYS           (x86_64's x32 ABI)
+//	jeq NR, ret ACTION                        unconditional rule
+//	jne NR, skip; checks...; ret ACTION; ld nr   conditional rule
+//	ret default
 func compile(p *specs.LinuxSeccomp) (Program, error) {
 	info, err := arch.GetInfo("")
 	if err != nil {
@@ -85,64 +104,75 @@ func compile(p *specs.LinuxSeccomp) (Program, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seccomp: default action: %w", err)
 	}
-	// go-seccomp-bpf's own default action can only be EPERM as an errno.
-	if p.DefaultAction == specs.ActErrno && defErrno != uint(unix.EPERM) {
-		return nil, fmt.Errorf("seccomp: defaultErrnoRet %d: only EPERM (1) is supported as the default errno", defErrno)
-	}
 	rules := append([]specs.LinuxSyscall(nil), p.Syscalls...)
 	sort.SliceStable(rules, func(i, j int) bool { return precedence[rules[i].Action] < precedence[rules[j].Action] })
-	policy := bpfseccomp.Policy{DefaultAction: def}
+
+	ret := func(a uint32) bpf.Instruction { return bpf.RetConstant{Val: a} }
+	prog := []bpf.Instruction{
+		bpf.LoadAbsolute{Off: offArch, Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(info.ID), SkipTrue: 1},
+		ret(def),
+		bpf.LoadAbsolute{Off: offNr, Size: 4},
+	}
+	if info.SeccompMask == 0 && info.ID == arch.X86_64.ID {
+		prog = append(prog,
+			bpf.JumpIf{Cond: bpf.JumpLessThan, Val: uint32(arch.X32.SeccompMask), SkipTrue: 1},
+			ret(uint32(unix.SECCOMP_RET_ERRNO)|uint32(unix.ENOSYS)))
+	}
 	for _, r := range rules {
 		act, err := action(r.Action, r.ErrnoRet, defErrno)
 		if err != nil {
 			return nil, fmt.Errorf("seccomp: rule for %v: %w", r.Names, err)
 		}
-		conds, err := conditions(r.Args)
+		checks, err := argChecks(r.Args)
 		if err != nil {
 			return nil, fmt.Errorf("seccomp: rule for %v: %w", r.Names, err)
 		}
-		g := bpfseccomp.SyscallGroup{Action: act}
 		for _, name := range r.Names {
 			// Profiles name calls of every architecture; this one's only.
-			if _, ok := info.SyscallNames[name]; !ok {
+			nr, ok := info.SyscallNames[name]
+			if !ok {
 				continue
 			}
-			if conds == nil {
-				g.Names = append(g.Names, name)
-			} else {
-				g.NamesWithCondtions = append(g.NamesWithCondtions, bpfseccomp.NameWithConditions{Name: name, Conditions: conds})
+			if checks == nil {
+				prog = append(prog, bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(nr), SkipFalse: 1}, ret(act))
+				continue
 			}
+			// Every failing check jumps to the reload at the block's end.
+			block := append([]bpf.Instruction{nil}, checks...)
+			block = append(block, ret(act), bpf.LoadAbsolute{Off: offNr, Size: 4})
+			if len(block) > 255 {
+				return nil, fmt.Errorf("seccomp: rule for %s: too many argument checks", name)
+			}
+			for i, in := range block {
+				if j, ok := in.(bpf.JumpIf); ok && j.SkipFalse == failMarker {
+					j.SkipFalse = uint8(len(block) - 1 - i - 1)
+					block[i] = j
+				}
+			}
+			block[0] = bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(nr), SkipTrue: uint8(len(block) - 1)}
+			prog = append(prog, block...)
 		}
-		if len(g.Names)+len(g.NamesWithCondtions) > 0 {
-			policy.Syscalls = append(policy.Syscalls, g)
-		}
 	}
-	if len(policy.Syscalls) == 0 {
-		// go-seccomp-bpf wants at least one rule; one that changes nothing.
-		policy.Syscalls = []bpfseccomp.SyscallGroup{{Names: []string{"getpid"}, Action: def}}
-	}
-	insts, err := policy.Assemble()
-	if err != nil {
-		return nil, fmt.Errorf("seccomp: %w", err)
-	}
-	raw, err := bpf.Assemble(insts)
+	prog = append(prog, ret(def))
+	raw, err := bpf.Assemble(prog)
 	if err != nil {
 		return nil, fmt.Errorf("seccomp: assemble: %w", err)
 	}
 	if len(raw) > bpfMaxInstructions {
 		return nil, fmt.Errorf("seccomp: the profile compiles to %d instructions; the kernel takes at most %d", len(raw), bpfMaxInstructions)
 	}
-	prog := make(Program, len(raw))
+	out := make(Program, len(raw))
 	for i, r := range raw {
-		prog[i] = Instruction{Op: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+		out[i] = Instruction{Op: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
 	}
-	return prog, nil
+	return out, nil
 }
 
-func action(a specs.LinuxSeccompAction, errnoRet *uint, defErrno uint) (bpfseccomp.Action, error) {
+func action(a specs.LinuxSeccompAction, errnoRet *uint, defErrno uint) (uint32, error) {
 	switch a {
 	case specs.ActAllow:
-		return bpfseccomp.ActionAllow, nil
+		return unix.SECCOMP_RET_ALLOW, nil
 	case specs.ActErrno:
 		e := defErrno
 		if errnoRet != nil {
@@ -151,64 +181,83 @@ func action(a specs.LinuxSeccompAction, errnoRet *uint, defErrno uint) (bpfsecco
 		if e > 0xffff {
 			return 0, fmt.Errorf("errno %d out of range", e)
 		}
-		if e == uint(unix.EPERM) {
-			return bpfseccomp.ActionErrno, nil // which go-seccomp-bpf returns as EPERM
-		}
-		return bpfseccomp.ActionErrno | bpfseccomp.Action(e), nil
+		return unix.SECCOMP_RET_ERRNO | uint32(e), nil
 	case specs.ActKill, specs.ActKillThread:
-		return bpfseccomp.ActionKillThread, nil
+		return unix.SECCOMP_RET_KILL_THREAD, nil
 	case specs.ActKillProcess:
-		return bpfseccomp.ActionKillProcess, nil
+		return unix.SECCOMP_RET_KILL_PROCESS, nil
 	case specs.ActTrap:
-		return bpfseccomp.ActionTrap, nil
+		return unix.SECCOMP_RET_TRAP, nil
 	case specs.ActLog:
-		return bpfseccomp.ActionLog, nil
+		return unix.SECCOMP_RET_LOG, nil
 	}
 	return 0, fmt.Errorf("action %q is not supported", a)
 }
 
-// conditions turns one rule's argument checks (all must hold) into
-// go-seccomp-bpf's; nil for a rule without any.
-func conditions(args []specs.LinuxSeccompArg) (bpfseccomp.ArgumentConditions, error) {
+// failMarker stands for "jump to the end of the block" until it is known.
+const failMarker = 0xff
+
+// argChecks emits the checks of one rule (all must hold), each falling
+// through when it holds and jumping to failMarker when not; nil for a rule
+// without any. Arguments are 64-bit, compared as two 32-bit words, most
+// significant first, as libseccomp does.
+func argChecks(args []specs.LinuxSeccompArg) ([]bpf.Instruction, error) {
 	if len(args) == 0 {
 		return nil, nil
 	}
-	var out bpfseccomp.ArgumentConditions
+	var out []bpf.Instruction
 	for _, a := range args {
 		if a.Index > 5 {
 			return nil, fmt.Errorf("argument index %d: at most 5", a.Index)
 		}
-		c := bpfseccomp.Condition{Argument: uint32(a.Index), Value: a.Value}
+		lo := bpf.LoadAbsolute{Off: offArgs + 8*uint32(a.Index), Size: 4}
+		hi := bpf.LoadAbsolute{Off: offArgs + 8*uint32(a.Index) + 4, Size: 4}
+		if nativeBigEndian {
+			lo, hi = hi, lo
+		}
+		vlo, vhi := uint32(a.Value), uint32(a.Value>>32)
+		fail := func(c bpf.JumpTest, v uint32) bpf.Instruction { // jump to fail unless c holds
+			return bpf.JumpIf{Cond: c, Val: v, SkipFalse: failMarker}
+		}
 		switch a.Op {
 		case specs.OpEqualTo:
-			c.Operation = bpfseccomp.Equal
+			out = append(out, hi, fail(bpf.JumpEqual, vhi), lo, fail(bpf.JumpEqual, vlo))
 		case specs.OpNotEqual:
-			c.Operation = bpfseccomp.NotEqual
-		case specs.OpLessThan:
-			c.Operation = bpfseccomp.LessThan
-		case specs.OpLessEqual:
-			c.Operation = bpfseccomp.LessOrEqual
-		case specs.OpGreaterThan:
-			c.Operation = bpfseccomp.GreaterThan
-		case specs.OpGreaterEqual:
-			c.Operation = bpfseccomp.GreaterOrEqual
+			// hi != vhi || lo != vlo: hi differs, then done (skip 2).
+			out = append(out, hi, bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: vhi, SkipTrue: 2}, lo, fail(bpf.JumpNotEqual, vlo))
 		case specs.OpMaskedEqual:
-			// (arg & Value) == ValueTwo, in the two forms profiles use.
-			switch {
-			case a.ValueTwo == 0:
-				c.Operation = bpfseccomp.BitsNotSet
-			case a.ValueTwo == a.Value && a.Value&(a.Value-1) == 0:
-				c.Operation = bpfseccomp.BitsSet
-			default:
-				return nil, fmt.Errorf("SCMP_CMP_MASKED_EQ with mask %#x and value %#x is not supported", a.Value, a.ValueTwo)
+			mlo, mhi := uint32(a.Value), uint32(a.Value>>32)
+			wlo, whi := uint32(a.ValueTwo), uint32(a.ValueTwo>>32)
+			out = append(out,
+				hi, bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: mhi}, fail(bpf.JumpEqual, whi),
+				lo, bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: mlo}, fail(bpf.JumpEqual, wlo))
+		case specs.OpLessThan, specs.OpLessEqual, specs.OpGreaterThan, specs.OpGreaterEqual:
+			// Decided by the high word unless it is equal, then by the low.
+			strict, loCond := bpf.JumpLessThan, bpf.JumpLessThan
+			switch a.Op {
+			case specs.OpLessEqual:
+				loCond = bpf.JumpLessOrEqual
+			case specs.OpGreaterThan:
+				strict, loCond = bpf.JumpGreaterThan, bpf.JumpGreaterThan
+			case specs.OpGreaterEqual:
+				strict, loCond = bpf.JumpGreaterThan, bpf.JumpGreaterOrEqual
 			}
+			out = append(out, hi,
+				bpf.JumpIf{Cond: strict, Val: vhi, SkipTrue: 3}, // decided: holds
+				fail(bpf.JumpEqual, vhi),                        // decided: fails
+				lo, fail(loCond, vlo))
 		default:
 			return nil, fmt.Errorf("operator %q is not supported", a.Op)
 		}
-		out = append(out, c)
 	}
 	return out, nil
 }
+
+// nativeBigEndian: seccomp_data's arguments are in the machine's order.
+var nativeBigEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 0
+}()
 
 // Install loads the program into the calling thread, which the caller has
 // locked: the filter binds it and every process it forks from then on.

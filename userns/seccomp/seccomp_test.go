@@ -31,8 +31,8 @@ func TestLoadRefusesWhatItCannotCompile(t *testing.T) {
 		"not json":       `{`,
 		"empty":          `{}`,
 		"unknown action": `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["getcwd"],"action":"SCMP_ACT_NOTIFY"}]}`,
-		"masked eq":      `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["clone"],"action":"SCMP_ACT_ERRNO","args":[{"index":0,"value":3,"valueTwo":1,"op":"SCMP_CMP_MASKED_EQ"}]}]}`,
-		"other errno":    `{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":38,"syscalls":[{"names":["getcwd"],"action":"SCMP_ACT_ALLOW"}]}`,
+		"bad errno":      `{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":70000,"syscalls":[{"names":["getcwd"],"action":"SCMP_ACT_ALLOW"}]}`,
+		"bad operator":   `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["getcwd"],"action":"SCMP_ACT_ERRNO","args":[{"index":0,"value":1,"op":"SCMP_CMP_NOPE"}]}]}`,
 		"bad index":      `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["getcwd"],"action":"SCMP_ACT_ERRNO","args":[{"index":6,"value":1,"op":"SCMP_CMP_EQ"}]}]}`,
 	} {
 		if _, err := Load([]byte(profile), podmanCaps); err == nil {
