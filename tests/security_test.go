@@ -242,3 +242,31 @@ func TestSeccompBlocksWhatDockersDefaultProfileBlocks(t *testing.T) {
 		checkOneErrorLine(t, r)
 	}
 }
+
+// The caller's supplementary groups do not follow it into the container
+// when the full mapping lets init drop them. With --map single the kernel
+// denies setgroups(2) (so that nobody can shed a group that denies them
+// something), and they stay, shown as the overflow gid: the same as with
+// `unshare -r`, and the README says so.
+func TestCallerSupplementaryGroupsAreDropped(t *testing.T) {
+	requireRoot(t, "give the test user a supplementary group")
+	requireSubIDs(t)
+	cmd := command(tester, nil, binary, "run", "--net", "none", rootfs, "sh", "-c", "grep Groups: /proc/self/status; cat /proc/self/setgroups")
+	cmd.SysProcAttr.Credential.Groups = []uint32{100} // users
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if got := strings.Fields(string(out)); strings.Join(got, " ") != "Groups: allow" {
+		t.Errorf("with the full mapping: %q, want no group", out)
+	}
+	cmd = command(tester, nil, binary, "run", "--net", "none", "--map", "single", rootfs, "sh", "-c", "grep Groups: /proc/self/status; cat /proc/self/setgroups")
+	cmd.SysProcAttr.Credential.Groups = []uint32{100}
+	out, err = cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if got := strings.Fields(string(out)); strings.Join(got, " ") != "Groups: 65534 deny" {
+		t.Errorf("with --map single: %q, want the overflow gid and deny", out)
+	}
+}
