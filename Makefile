@@ -50,6 +50,8 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzParseEnvFile -fuzztime 20s ./userns/
 	$(GO) test -run XXX -fuzz FuzzParsePublish -fuzztime 20s ./slirp/
 	$(GO) test -run XXX -fuzz FuzzLoad -fuzztime 20s ./userns/seccomp/
+	$(GO) test -run XXX -fuzz FuzzParseVolume -fuzztime 20s ./rootfs/
+	$(GO) test -run XXX -fuzz FuzzParseTmpfs -fuzztime 20s ./rootfs/
 
 clean:
 	rm -rf bin

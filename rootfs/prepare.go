@@ -20,6 +20,12 @@ type Spec struct {
 	// rootfs on disk untouched unless the path is missing): /etc/hosts and
 	// /etc/resolv.conf for the container's network.
 	Files []File
+	// Mounts are the user's volumes and tmpfs mounts, in order.
+	Mounts []Mount
+	// Readonly mounts the rootfs read-only, with tmpfs on /run and /tmp.
+	Readonly bool
+	// Overlay, when set, puts a copy-on-write layer over the rootfs.
+	Overlay *Overlay
 }
 
 // File is content to show at Path inside the container.
@@ -54,6 +60,11 @@ func Prepare(s Spec) error {
 	if err := mount("", "/", "", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return err
 	}
+	if s.Overlay != nil {
+		if err := mountOverlay(s.Root, *s.Overlay); err != nil {
+			return err
+		}
+	}
 	// pivot_root needs the new root to be a mount point: bind it onto itself.
 	if err := mount(s.Root, s.Root, "", "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return err
@@ -63,7 +74,10 @@ func Prepare(s Spec) error {
 		return err
 	}
 	defer r.close()
-	for _, step := range []func(*root, Spec) error{mountProc, mountSys, mountDev, bindFiles, maskPaths} {
+	steps := []func(*root, Spec) error{
+		mountProc, mountSys, mountDev, userMounts, readonlyDefaults, bindFiles, maskPaths, remountRootReadonly,
+	}
+	for _, step := range steps {
 		if err := step(r, s); err != nil {
 			return err
 		}

@@ -75,6 +75,11 @@ type Config struct {
 	// Seccomp is the compiled filter; empty for --security-opt
 	// seccomp=unconfined.
 	Seccomp seccomp.Program `json:"seccomp,omitempty"`
+	// Mounts are the volumes and tmpfs mounts; Readonly is --read-only;
+	// Overlay is --overlay.
+	Mounts   []rootfs.Mount  `json:"mounts,omitempty"`
+	Readonly bool            `json:"readonly,omitempty"`
+	Overlay  *rootfs.Overlay `json:"overlay,omitempty"`
 	// Files are shown at their paths in the container (/etc/hosts and
 	// /etc/resolv.conf for --net slirp).
 	Files []rootfs.File `json:"files,omitempty"`

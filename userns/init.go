@@ -94,7 +94,10 @@ func setupContainer(c *Config) error {
 			return err
 		}
 	}
-	return rootfs.Prepare(rootfs.Spec{Root: c.Rootfs, TTYGroup: c.TTYGroup, Files: c.Files})
+	return rootfs.Prepare(rootfs.Spec{
+		Root: c.Rootfs, TTYGroup: c.TTYGroup, Files: c.Files,
+		Mounts: c.Mounts, Readonly: c.Readonly, Overlay: c.Overlay,
+	})
 }
 
 // lookPath finds the command in the container's PATH, after pivot_root.

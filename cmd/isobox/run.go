@@ -2,7 +2,9 @@ package main
 
 import (
 	"errors"
+
 	"fmt"
+	"github.com/alecthomas/kong"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -33,14 +35,18 @@ type RunCmd struct {
 	TTY               bool     `short:"t" name:"tty" help:"Allocate a terminal from the container's own devpts."`
 	// Interactive exists because Docker and podman users type -it: stdin is
 	// always connected, as with bubblewrap.
-	Interactive bool     `short:"i" help:"Keep stdin connected (always on; accepted for compatibility)."`
-	NoInit      bool     `name:"no-init" help:"Run the command as PID 1 itself instead of under isobox's init (it then ignores signals it does not handle, and exec cannot enter it)."`
-	CapAdd      []string `name:"cap-add" placeholder:"CAP" help:"Add a capability (CAP_ prefix optional, ALL for every one) to the default set: CHOWN DAC_OVERRIDE FOWNER FSETID KILL NET_BIND_SERVICE SETFCAP SETGID SETPCAP SETUID SYS_CHROOT (podman's). A non-root --user gets only the ones added. Repeatable."`
-	CapDrop     []string `name:"cap-drop" placeholder:"CAP" help:"Drop a capability (ALL for every one, then --cap-add what is needed). Repeatable."`
-	SecurityOpt []string `name:"security-opt" sep:"none" placeholder:"OPT" help:"seccomp=unconfined runs without Docker's default seccomp filter, seccomp=FILE.json with a profile in Docker's format; no-new-privileges=false lets setuid binaries and file capabilities inside gain privilege again (it is on by default: set it off for a container that needs sudo or ping through setuid). Repeatable."`
-	Detach      bool     `short:"d" help:"Run in the background: print the container's name once its command runs. Its output goes to 'isobox logs' (the last 1-2 MiB)."`
-	Name        string   `placeholder:"NAME" help:"Name the container ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 128 bytes; default a random one)."`
-	Rm          bool     `name:"rm" help:"Remove the container's record when it exits."`
+	Interactive bool        `short:"i" help:"Keep stdin connected (always on; accepted for compatibility)."`
+	NoInit      bool        `name:"no-init" help:"Run the command as PID 1 itself instead of under isobox's init (it then ignores signals it does not handle, and exec cannot enter it)."`
+	CapAdd      []string    `name:"cap-add" placeholder:"CAP" help:"Add a capability (CAP_ prefix optional, ALL for every one) to the default set: CHOWN DAC_OVERRIDE FOWNER FSETID KILL NET_BIND_SERVICE SETFCAP SETGID SETPCAP SETUID SYS_CHROOT (podman's). A non-root --user gets only the ones added. Repeatable."`
+	CapDrop     []string    `name:"cap-drop" placeholder:"CAP" help:"Drop a capability (ALL for every one, then --cap-add what is needed). Repeatable."`
+	SecurityOpt []string    `name:"security-opt" sep:"none" placeholder:"OPT" help:"seccomp=unconfined runs without Docker's default seccomp filter, seccomp=FILE.json with a profile in Docker's format; no-new-privileges=false lets setuid binaries and file capabilities inside gain privilege again (it is on by default: set it off for a container that needs sudo or ping through setuid). Repeatable."`
+	Volume      []string    `short:"v" sep:"none" placeholder:"SRC:DST[:OPTS]" help:"Bind a host file or directory (relative to the current directory) at DST, created if missing. OPTS: ro, rw (default), nosuid, nodev, noexec. DST is resolved inside the rootfs, never on the host. Repeatable."`
+	Tmpfs       []string    `sep:"none" placeholder:"DST[:OPTS]" help:"Mount a tmpfs at DST. OPTS: size=BYTES[k|m|g], mode=OCTAL, ro, noexec. Repeatable."`
+	ReadOnly    bool        `name:"read-only" help:"Mount the rootfs read-only (/dev, /dev/shm, /run and /tmp stay writable tmpfs unless a volume covers them)."`
+	Overlay     overlayFlag `placeholder:"DIR" help:"Run on a throw-away copy-on-write layer: the rootfs on disk is untouched and can be shared by many containers at once. --overlay=DIR keeps the layer in DIR (DIR/upper) instead."`
+	Detach      bool        `short:"d" help:"Run in the background: print the container's name once its command runs. Its output goes to 'isobox logs' (the last 1-2 MiB)."`
+	Name        string      `placeholder:"NAME" help:"Name the container ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 128 bytes; default a random one)."`
+	Rm          bool        `name:"rm" help:"Remove the container's record when it exits."`
 
 	Rootfs  string   `arg:"" placeholder:"ROOTFS" help:"Root filesystem directory."`
 	Command []string `arg:"" optional:"" passthrough:"" placeholder:"COMMAND [ARG...]" help:"Command to run (default /bin/sh)."`
@@ -126,6 +132,29 @@ func (r *RunCmd) Validate() error {
 	if len(args) == 0 {
 		args = []string{"/bin/sh"}
 	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	var mounts []rootfs.Mount
+	for _, v := range r.Volume {
+		m, err := rootfs.ParseVolume(v, cwd)
+		if err != nil {
+			return err
+		}
+		mounts = append(mounts, m)
+	}
+	for _, v := range r.Tmpfs {
+		m, err := rootfs.ParseTmpfs(v)
+		if err != nil {
+			return err
+		}
+		mounts = append(mounts, m)
+	}
+	overlay, err := r.Overlay.spec(cwd)
+	if err != nil {
+		return err
+	}
 	caps, ambient, err := userns.ApplyCapFlags(r.CapAdd, r.CapDrop)
 	if err != nil {
 		return err
@@ -154,6 +183,9 @@ func (r *RunCmd) Validate() error {
 			AmbientCaps: ambient,
 			NewPrivs:    sec.newPrivs,
 			Seccomp:     filter,
+			Mounts:      mounts,
+			Readonly:    r.ReadOnly,
+			Overlay:     overlay,
 		},
 		Map:               idmap.Mode(r.Map),
 		TimeOffsets:       offsets,
@@ -309,4 +341,48 @@ func parseSecurityOpts(opts []string) (securityOpts, error) {
 		}
 	}
 	return s, nil
+}
+
+// overlayFlag is --overlay (a throw-away layer) or --overlay=DIR: kong
+// treats it as a boolean flag that may take a value.
+type overlayFlag struct {
+	on  bool
+	dir string
+}
+
+func (o *overlayFlag) IsBool() bool { return true }
+
+func (o *overlayFlag) Decode(ctx *kong.DecodeContext) error {
+	o.on = true
+	if t := ctx.Scan.Peek(); t.Type == kong.FlagValueToken {
+		ctx.Scan.Pop()
+		s, ok := t.Value.(string)
+		if !ok || s == "" {
+			return fmt.Errorf("--overlay=DIR: want a directory")
+		}
+		o.dir = s
+	}
+	return nil
+}
+
+// spec checks DIR (made if missing; relative to cwd) and returns the
+// overlay to use, or nil.
+func (o overlayFlag) spec(cwd string) (*rootfs.Overlay, error) {
+	if !o.on {
+		return nil, nil
+	}
+	if o.dir == "" {
+		return &rootfs.Overlay{}, nil
+	}
+	d := o.dir
+	if !filepath.IsAbs(d) {
+		d = filepath.Join(cwd, d)
+	}
+	d = filepath.Clean(d)
+	if st, err := os.Stat(d); err != nil {
+		return nil, fmt.Errorf("--overlay=%s: %w", o.dir, err)
+	} else if !st.IsDir() {
+		return nil, fmt.Errorf("--overlay=%s: not a directory", o.dir)
+	}
+	return &rootfs.Overlay{Dir: d}, nil
 }
