@@ -142,7 +142,7 @@ func Build(o BuildOptions) (err error) {
 			return err
 		}
 	}
-	return nil
+	return Mark(o.Dir, "busybox")
 }
 
 // listApplets asks the binary for its applets, as paths relative to the root.

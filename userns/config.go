@@ -93,4 +93,7 @@ type HolderConfig struct {
 	// Exec is set for `isobox unshare`: the holder execs this host command
 	// instead of starting init.
 	Exec []string `json:"exec,omitempty"`
+	// Task and TaskArgs name the work stageMapped does (mapped.go).
+	Task     string   `json:"task,omitempty"`
+	TaskArgs []string `json:"taskArgs,omitempty"`
 }

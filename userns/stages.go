@@ -28,6 +28,9 @@ const (
 	// stageMonitor: the runner of a detached container (run -d), in a
 	// session of its own, keeping the container's log (detach.go).
 	stageMonitor = "isobox:monitor"
+	// stageMapped: root of a user namespace with the container's mapping,
+	// doing one of isobox's own tasks there (rootfs import, rootfs rm).
+	stageMapped = "isobox:mapped"
 )
 
 var stages = map[string]func() error{
@@ -36,6 +39,7 @@ var stages = map[string]func() error{
 	stageUnshare: unshareMain,
 	stageProbe:   probeMain,
 	stageMonitor: monitorMain,
+	stageMapped:  mappedMain,
 }
 
 // MaybeRunStage runs the stage named by argv[0] and exits; it returns
