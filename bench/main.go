@@ -1,7 +1,11 @@
-// Command bench measures isobox against its peers in one run, as ratios:
-// start-to-exit of /bin/true with user-mode networking against the
-// rootlesskit binary, and bulk TCP throughput through a published port and
-// to the host's loopback. Run by root, every container command runs as the
+// Command bench measures isobox against its peers in one run, as ratios, on
+// one BusyBox rootfs: start-to-exit of /bin/true without network (against
+// bubblewrap, util-linux unshare and podman) and with user-mode networking
+// (against the rootlesskit binary and podman), bulk TCP throughput through
+// a published port and to the host's loopback (against podman), the peak
+// memory of what runs beside an idle container (against podman's conmon
+// and slirp4netns), and 50 containers started at once. Peers that are not
+// installed, or cannot run here, are skipped with the reason. Run by root, every container command runs as the
 // unprivileged user isobox-demo (created as `make demo` does). Traffic goes
 // only to 127.0.0.1 on the host and to the container's 10.0.2.0/24.
 //
@@ -26,6 +30,7 @@ import (
 )
 
 var (
+	home   = "/tmp"
 	cred   *syscall.Credential
 	runner string
 	rootfs string
@@ -60,6 +65,7 @@ func run(bin string) error {
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
 		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
+		home = u.HomeDir
 		os.Chown(dir, uid, gid)
 		fmt.Printf("running every container as the unprivileged user isobox-demo (uid %d)\n", uid)
 	}
@@ -87,67 +93,374 @@ func run(bin string) error {
 		return fmt.Errorf("copy tcpio: %v %s", err, out)
 	}
 	results := map[string]float64{}
+	pod := findPodman(dir)
 
-	fmt.Println("\n== start to exit of /bin/true (median of 21 after 3 warm-ups, interleaved)")
-	peers := [][]string{
-		{"isobox --net slirp", runner, "run", "--rm", "--net", "slirp", rootfs, "/bin/true"},
-		{"isobox --net gvisor", runner, "run", "--rm", "--net", "gvisor", rootfs, "/bin/true"},
-		{"isobox --net none", runner, "run", "--rm", "--net", "none", rootfs, "/bin/true"},
+	fmt.Println("\n== 1. start to exit of /bin/true, no network (median of 21 after 3 warm-ups, interleaved)")
+	peers := []peer{
+		{"isobox --net none", []string{runner, "run", "--rm", "--net", "none", rootfs, "/bin/true"}},
+	}
+	if p, err := exec.LookPath("bwrap"); err == nil {
+		peers = append(peers, peer{"bwrap --unshare-all", []string{p, "--unshare-all", "--uid", "0", "--gid", "0", "--bind", rootfs, "/", "--proc", "/proc", "--dev", "/dev", "/bin/true"}})
+	} else {
+		fmt.Println("bwrap: not installed, skipped (sudo apt-get install bubblewrap)")
+	}
+	peers = append(peers, peer{"unshare -r ... chroot", []string{"unshare", "-r", "--mount", "--pid", "--uts", "--ipc", "--net", "--cgroup", "--fork", "chroot", rootfs, "/bin/true"}})
+	if pod != nil {
+		peers = append(peers, peer{"podman --network=none", pod.run("--network=none", podImage, "/bin/true")})
+	}
+	if err := timePeers(peers, results); err != nil {
+		return err
+	}
+	ratio(results, "start_ms isobox --net none", "start_ms bwrap --unshare-all", "isobox/bwrap, no network", "target <= 1.5")
+	ratio(results, "start_ms isobox --net none", "start_ms unshare -r ... chroot", "isobox/unshare, no network", "")
+	ratio(results, "start_ms isobox --net none", "start_ms podman --network=none", "isobox/podman, no network", "")
+
+	fmt.Println("\n== 2. start to exit of /bin/true with user-mode networking")
+	peers = []peer{
+		{"isobox --net slirp", []string{runner, "run", "--rm", "--net", "slirp", rootfs, "/bin/true"}},
+		{"isobox --net gvisor", []string{runner, "run", "--rm", "--net", "gvisor", rootfs, "/bin/true"}},
 	}
 	if p, err := exec.LookPath("rootlesskit"); err == nil {
-		peers = append(peers, []string{"rootlesskit --net=slirp4netns", p, "--net=slirp4netns", "--disable-host-loopback", "/bin/true"})
+		peers = append(peers, peer{"rootlesskit --net=slirp4netns", []string{p, "--net=slirp4netns", "--disable-host-loopback", "/bin/true"}})
 	} else {
 		fmt.Println("rootlesskit: not installed, skipped (sudo apt-get install rootlesskit)")
 	}
-	times := map[string][]time.Duration{}
-	for i := 0; i < 24; i++ {
-		for _, p := range peers {
-			start := time.Now()
-			if out, err := command(p[1], p[2:]...).CombinedOutput(); err != nil {
-				return fmt.Errorf("%s: %v %s", p[0], err, out)
-			}
-			if i >= 3 {
-				times[p[0]] = append(times[p[0]], time.Since(start))
-			}
-		}
+	if pod != nil {
+		peers = append(peers, peer{"podman (default network)", pod.run(podImage, "/bin/true")})
 	}
-	for _, p := range peers {
-		med, lo, hi := stats(times[p[0]])
-		results["start_ms "+p[0]] = ms(med)
-		fmt.Printf("%-32s median %7.1f ms   (p10 %.1f, p90 %.1f)\n", p[0], ms(med), ms(lo), ms(hi))
+	if err := timePeers(peers, results); err != nil {
+		return err
 	}
-	if rk, ok := results["start_ms rootlesskit --net=slirp4netns"]; ok {
-		r := results["start_ms isobox --net slirp"] / rk
-		results["ratio start isobox-slirp/rootlesskit"] = r
-		fmt.Printf("ratio isobox --net slirp / rootlesskit: %.2f (target <= 0.5)\n", r)
+	ratio(results, "start_ms isobox --net slirp", "start_ms rootlesskit --net=slirp4netns", "isobox --net slirp/rootlesskit", "target <= 0.5")
+	if v, ok := results["start_ms podman (default network)"]; ok {
+		r := v / results["start_ms isobox --net slirp"]
+		results["ratio podman/isobox, network"] = r
+		fmt.Printf("ratio podman/isobox --net slirp: %.1fx faster (target >= 5)\n", r)
 	}
 
 	mb := 1024
 	if v, err := strconv.Atoi(os.Getenv("ISOBOX_BENCH_MB")); err == nil && v > 0 {
 		mb = v
 	}
-	fmt.Printf("\n== bulk TCP throughput, %d MiB\n", mb)
-	for _, mode := range []struct{ net, gateway string }{{"slirp", "10.0.2.2"}, {"gvisor", "10.0.2.1"}} {
-		in, err := intoContainer(mode.net, mb)
-		if err != nil {
-			return fmt.Errorf("%s host->container: %w", mode.net, err)
-		}
-		out, err := toHost(mode.net, mode.gateway, mb)
-		if err != nil {
-			return fmt.Errorf("%s container->host: %w", mode.net, err)
-		}
-		results["gbps published "+mode.net] = in
-		results["gbps host-loopback "+mode.net] = out
-		fmt.Printf("%-8s host->container (published port) %6.2f Gbit/s (target >= 5)   container->host (--allow-host-loopback) %6.2f Gbit/s\n", mode.net, in, out)
+	fmt.Printf("\n== 3. bulk TCP throughput, %d MiB (host 127.0.0.1 <-> container)\n", mb)
+	type tp struct {
+		name, gateway string
+		argv          func(extra ...string) []string
 	}
+	isoboxArgv := func(mode string) func(extra ...string) []string {
+		return func(extra ...string) []string {
+			return append(append([]string{runner, "run", "--rm", "--net", mode}, extra...), rootfs)
+		}
+	}
+	modes := []tp{{"isobox slirp", "10.0.2.2", isoboxArgv("slirp")}, {"isobox gvisor", "10.0.2.1", isoboxArgv("gvisor")}}
+	if pod != nil {
+		modes = append(modes, tp{"podman", "10.0.2.2", func(extra ...string) []string {
+			var a []string
+			for i := 0; i < len(extra); i++ {
+				switch extra[i] {
+				case "-p":
+					a = append(a, "-p", "127.0.0.1:"+extra[i+1])
+					i++
+				case "--allow-host-loopback":
+					a = append(a, "--network", "slirp4netns:allow_host_loopback=true")
+				}
+			}
+			return pod.run(append(a, podImage)...)
+		}})
+	}
+	for _, m := range modes {
+		in, err := intoContainer(m.argv, mb)
+		if err != nil {
+			return fmt.Errorf("%s host->container: %w", m.name, err)
+		}
+		out, err := toHost(m.argv, m.gateway, mb)
+		if err != nil {
+			return fmt.Errorf("%s container->host: %w", m.name, err)
+		}
+		results["gbps published "+m.name] = in
+		results["gbps host-loopback "+m.name] = out
+		fmt.Printf("%-14s host->container (published port) %6.2f Gbit/s   container->host (host loopback) %6.2f Gbit/s\n", m.name, in, out)
+	}
+	fmt.Println("target: published port >= 5 Gbit/s")
+
+	fmt.Println("\n== 4. peak memory of the runner and its network helper while a container idles")
+	mem, err := isoboxIdleMemory()
+	if err != nil {
+		return err
+	}
+	results["idle_mib isobox"] = mem
+	fmt.Printf("%-40s %6.1f MiB (target < 20)\n", "isobox (runner, holder, slirp4netns)", mem)
+	if pod != nil {
+		pm, err := podmanIdleMemory(pod)
+		if err != nil {
+			fmt.Println("podman: idle memory not measured:", err)
+		} else {
+			results["idle_mib podman"] = pm
+			fmt.Printf("%-40s %6.1f MiB\n", "podman (conmon, slirp4netns)", pm)
+		}
+	}
+
+	fmt.Println("\n== 5. 50 containers started at once (default network)")
+	wall, failures := concurrentStarts(50)
+	results["concurrent50_wall_s isobox"] = wall.Seconds()
+	results["concurrent50_failures isobox"] = float64(failures)
+	fmt.Printf("isobox: %d started, %d failed, %.2f s wall time (target: no failures)\n", 50-failures, failures, wall.Seconds())
+
 	b, _ := json.MarshalIndent(results, "", "  ")
-	fmt.Printf("\n%s\n", b)
+	out := filepath.Join(filepath.Dir(bin), "bench.json")
+	if err := os.WriteFile(out, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("\n%s\n(written to %s)\n", b, out)
 	return nil
+}
+
+// peer is one command timed against the others.
+type peer struct {
+	name string
+	argv []string
+}
+
+// timePeers runs the peers interleaved, 3 warm-ups then 21 timed rounds,
+// and records each one's median.
+func timePeers(peers []peer, results map[string]float64) error {
+	times := map[string][]time.Duration{}
+	for i := 0; i < 24; i++ {
+		for _, p := range peers {
+			start := time.Now()
+			if out, err := command(p.argv[0], p.argv[1:]...).CombinedOutput(); err != nil {
+				return fmt.Errorf("%s: %v %s", p.name, err, out)
+			}
+			if i >= 3 {
+				times[p.name] = append(times[p.name], time.Since(start))
+			}
+		}
+	}
+	for _, p := range peers {
+		med, lo, hi := stats(times[p.name])
+		results["start_ms "+p.name] = ms(med)
+		fmt.Printf("%-32s median %7.1f ms   (p10 %.1f, p90 %.1f)\n", p.name, ms(med), ms(lo), ms(hi))
+	}
+	return nil
+}
+
+// ratio prints and records a/b when both were measured.
+func ratio(results map[string]float64, a, b, name, target string) {
+	va, oka := results[a]
+	vb, okb := results[b]
+	if !oka || !okb {
+		return
+	}
+	results["ratio "+name] = va / vb
+	fmt.Printf("ratio %s: %.2f %s\n", name, va/vb, target)
+}
+
+// podman is how the benchmark runs podman on this machine, when it can.
+type podman struct{ global []string }
+
+const podImage = "localhost/isobox-bench-rootfs"
+
+func (p *podman) run(args ...string) []string {
+	return append(append(append([]string{"podman"}, p.global...), "run", "--rm"), args...)
+}
+
+// findPodman imports the rootfs as an image and finds a runtime that works
+// here: crun refuses hybrid cgroup hierarchies, where runc (with cgroupfs)
+// does not. Nil, with the reason printed, when podman cannot run.
+func findPodman(dir string) *podman {
+	if _, err := exec.LookPath("podman"); err != nil {
+		fmt.Println("podman: not installed, skipped (sudo apt-get install podman runc)")
+		return nil
+	}
+	imp := command("sh", "-c", "tar -C "+rootfs+" -c . | podman import - "+podImage)
+	if out, err := imp.CombinedOutput(); err != nil {
+		fmt.Printf("podman: cannot import the rootfs, skipped: %v %s\n", err, lastLine(out))
+		return nil
+	}
+	var why string
+	for _, global := range [][]string{nil, {"--runtime", "runc"}} {
+		p := &podman{global: global}
+		argv := p.run("--network=none", podImage, "/bin/true")
+		out, err := command(argv[0], argv[1:]...).CombinedOutput()
+		if err == nil {
+			fmt.Printf("podman: %s\n", strings.Join(argv[:len(argv)-3], " "))
+			return p
+		}
+		why = lastLine(out)
+	}
+	fmt.Printf("podman: cannot run a container here, skipped: %s\n", why)
+	return nil
+}
+
+func lastLine(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return lines[len(lines)-1]
+}
+
+// isoboxIdleMemory starts a detached container that sleeps, and sums the
+// peak resident memory (VmHWM) of the processes isobox runs outside it:
+// the monitor, the holder, slirp4netns.
+func isoboxIdleMemory() (float64, error) {
+	name := "bench-idle"
+	command(runner, "rm", "-f", name).Run()
+	if out, err := command(runner, "run", "-d", "--rm", "--name", name, rootfs, "sleep", "600").CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("isobox run -d: %v %s", err, out)
+	}
+	defer command(runner, "rm", "-f", name).Run()
+	time.Sleep(time.Second)
+	out, err := command(runner, "ps", "--json").Output()
+	if err != nil {
+		return 0, err
+	}
+	var ps []struct {
+		Name string `json:"name"`
+		PID  int    `json:"pid"`
+	}
+	json.Unmarshal(out, &ps)
+	initPid := 0
+	for _, c := range ps {
+		if c.Name == name {
+			initPid = c.PID
+		}
+	}
+	if initPid == 0 {
+		return 0, fmt.Errorf("the idle container is not listed")
+	}
+	holder := parentOf(initPid)
+	monitor := parentOf(holder)
+	pids := []int{monitor, holder}
+	for _, p := range childrenOf(monitor) {
+		if p != holder {
+			pids = append(pids, p) // slirp4netns
+		}
+	}
+	return sumHWM(pids), nil
+}
+
+// podmanIdleMemory does the same for podman: conmon and slirp4netns.
+func podmanIdleMemory(p *podman) (float64, error) {
+	argv := append(append([]string{"podman"}, p.global...), "run", "-d", "--rm", podImage, "sleep", "600")
+	out, err := command(argv[0], argv[1:]...).Output()
+	if err != nil {
+		return 0, err
+	}
+	id := strings.TrimSpace(string(out))
+	defer command("podman", append(p.global, "rm", "-f", "-t", "0", id)...).Run()
+	time.Sleep(time.Second)
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cl, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if strings.Contains(string(cl), id) && strings.HasPrefix(string(cl), "/usr/bin/conmon") {
+			pids = append(pids, pid)
+			for _, c := range childrenOf(parentOf(pid)) {
+				if c != pid {
+					if cl, _ := os.ReadFile("/proc/" + strconv.Itoa(c) + "/cmdline"); strings.Contains(string(cl), "slirp4netns") {
+						pids = append(pids, c)
+					}
+				}
+			}
+		}
+	}
+	if len(pids) == 0 {
+		return 0, fmt.Errorf("no conmon found")
+	}
+	// slirp4netns is podman's child, not conmon's: find the newest one.
+	if len(pids) == 1 {
+		if s := newest("slirp4netns"); s != 0 {
+			pids = append(pids, s)
+		}
+	}
+	return sumHWM(pids), nil
+}
+
+func newest(comm string) int {
+	best := 0
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		c, _ := os.ReadFile("/proc/" + e.Name() + "/comm")
+		if strings.TrimSpace(string(c)) == comm && pid > best {
+			best = pid
+		}
+	}
+	return best
+}
+
+func parentOf(pid int) int {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
+}
+
+func childrenOf(pid int) []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if p, err := strconv.Atoi(e.Name()); err == nil && parentOf(p) == pid {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// sumHWM adds the processes' peak resident set sizes, in MiB.
+func sumHWM(pids []int) float64 {
+	var kb int
+	for _, p := range pids {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(p) + "/status")
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+				n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+				kb += n
+			}
+		}
+	}
+	return float64(kb) / 1024
+}
+
+// concurrentStarts starts n containers at once and waits for all.
+func concurrentStarts(n int) (time.Duration, int) {
+	start := time.Now()
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			out, err := command(runner, "run", "--rm", rootfs, "/bin/true").CombinedOutput()
+			if err != nil {
+				err = fmt.Errorf("%v: %s", err, lastLine(out))
+			}
+			errs <- err
+		}()
+	}
+	failures := 0
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			failures++
+			fmt.Println("  failed:", err)
+		}
+	}
+	return time.Since(start), failures
 }
 
 func command(name string, args ...string) *exec.Cmd {
 	c := exec.Command(name, args...)
-	c.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME=/tmp"}
+	c.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME=" + home}
 	c.Dir = "/"
 	c.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	return c
@@ -161,10 +474,10 @@ func freePort() int {
 
 // intoContainer sends mb MiB to tcpio inside through a published port and
 // returns Gbit/s, timed from connect to the last byte written.
-func intoContainer(mode string, mb int) (float64, error) {
+func intoContainer(argv func(extra ...string) []string, mb int) (float64, error) {
 	port := freePort()
-	c := command(runner, "run", "--rm", "--net", mode, "-p", fmt.Sprintf("%d:5000", port), rootfs,
-		"tcpio", "sink", "5000")
+	a := append(argv("-p", fmt.Sprintf("%d:5000", port)), "tcpio", "sink", "5000")
+	c := command(a[0], a[1:]...)
 	out, _ := c.StdoutPipe()
 	c.Stderr = os.Stderr
 	if err := c.Start(); err != nil {
@@ -194,15 +507,15 @@ func intoContainer(mode string, mb int) (float64, error) {
 // toHost has tcpio inside send mb MiB to a server on the host's
 // 127.0.0.1, reached through the gateway, and returns Gbit/s as the host
 // received them.
-func toHost(mode, gateway string, mb int) (float64, error) {
+func toHost(argv func(extra ...string) []string, gateway string, mb int) (float64, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
-	c := command(runner, "run", "--rm", "--net", mode, "--allow-host-loopback", rootfs,
-		"tcpio", "send", net.JoinHostPort(gateway, strconv.Itoa(port)), strconv.Itoa(mb))
+	a := append(argv("--allow-host-loopback"), "tcpio", "send", net.JoinHostPort(gateway, strconv.Itoa(port)), strconv.Itoa(mb))
+	c := command(a[0], a[1:]...)
 	c.Stderr = os.Stderr
 	if err := c.Start(); err != nil {
 		return 0, err

@@ -36,8 +36,8 @@ func HaveHelpers() bool {
 
 // Apply writes p for the process pid, which must be in a new user namespace
 // that still has no maps, and must be the caller's (newuidmap checks it).
-// The gid map goes first so that a failing uid map leaves nothing half done
-// that matters: the child is killed by the caller on any error.
+// On any error the caller kills the child, so a half-written mapping never
+// matters.
 func Apply(pid int, p Plan) error {
 	proc := "/proc/" + strconv.Itoa(pid)
 	switch {
@@ -49,10 +49,15 @@ func Apply(pid int, p Plan) error {
 		}
 		return writeMap(proc+"/uid_map", MapText(p.UIDs))
 	case p.Full:
-		if err := runHelper("newgidmap", Args(pid, p.GIDs)); err != nil {
-			return err
+		// Two setuid helpers, each a fork and exec: run at once, they cost
+		// the time of one.
+		gid := make(chan error, 1)
+		go func() { gid <- runHelper("newgidmap", Args(pid, p.GIDs)) }()
+		uerr := runHelper("newuidmap", Args(pid, p.UIDs))
+		if gerr := <-gid; gerr != nil {
+			return gerr
 		}
-		return runHelper("newuidmap", Args(pid, p.UIDs))
+		return uerr
 	default:
 		// An unprivileged process may map its own single id, but only after
 		// giving up setgroups (user_namespaces(7), since Linux 3.19).

@@ -153,7 +153,8 @@ func (s CapSet) list() []uintptr {
 // and no process it forks can ever gain more. The thread's own
 // capabilities are unchanged.
 func limitBoundingSet(set CapSet) error {
-	for c := 0; c <= lastCap(); c++ {
+	last := lastCap()
+	for c := 0; c <= last; c++ {
 		if set&(1<<c) != 0 {
 			continue
 		}

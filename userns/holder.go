@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 
@@ -91,6 +92,8 @@ func holderMain() error {
 	if err := ch.send(Message{Kind: MsgInitStarted, Pid: cmd.Process.Pid, NetNS: netns}); err != nil {
 		cmd.Process.Kill()
 	}
+	// The holder waits from here on, for the container's life.
+	debug.FreeOSMemory()
 	quit := make(chan struct{})
 	served := make(chan struct{})
 	go func() {

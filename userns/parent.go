@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -190,11 +191,15 @@ func Run(o Options) (code int, err error) {
 		return 0, err
 	}
 
+	// The maps can be written as soon as the holder's process exists, in
+	// its new user namespace: while its Go runtime starts up, not after.
+	mapped := make(chan error, 1)
+	go func() { mapped <- idmap.Apply(h.cmd.Process.Pid, plan) }()
 	if _, _, err := h.ch.expect(MsgReady); err != nil {
 		return abortedCode(setupError(err))
 	}
 	log.Debug("holder ready", "pid", h.cmd.Process.Pid)
-	if err := idmap.Apply(h.cmd.Process.Pid, plan); err != nil {
+	if err := <-mapped; err != nil {
 		return abortedCode(setupError(fmt.Errorf("write id maps: %w", err)))
 	}
 	log.Debug("maps written", "uid_map", strings.ReplaceAll(strings.TrimSpace(idmap.MapText(plan.UIDs)), "\n", "; "))
@@ -263,6 +268,9 @@ func Run(o Options) (code int, err error) {
 	if o.OnStarted != nil {
 		o.OnStarted()
 	}
+	// From here the runner mostly waits, for as long as the container
+	// runs: what start-up allocated goes back to the system.
+	debug.FreeOSMemory()
 
 	var copied <-chan struct{}
 	if term != nil && len(fds) == 1 {

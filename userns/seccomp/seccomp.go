@@ -11,6 +11,8 @@
 package seccomp
 
 import (
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -36,6 +38,39 @@ type Instruction struct {
 
 // Program is a compiled filter; empty means no filter (unconfined).
 type Program []Instruction
+
+// MarshalJSON packs the program as base64 of its instructions, 8 bytes
+// each: init decodes its config on every start, and a JSON object per
+// instruction cost it milliseconds.
+func (p Program) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 8*len(p))
+	for i, in := range p {
+		binary.LittleEndian.PutUint16(b[8*i:], in.Op)
+		b[8*i+2], b[8*i+3] = in.Jt, in.Jf
+		binary.LittleEndian.PutUint32(b[8*i+4:], in.K)
+	}
+	return json.Marshal(b)
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (p *Program) UnmarshalJSON(data []byte) error {
+	var b []byte
+	if err := json.Unmarshal(data, &b); err != nil {
+		return err
+	}
+	if len(b)%8 != 0 {
+		return fmt.Errorf("seccomp program of %d bytes: not whole instructions", len(b))
+	}
+	out := make(Program, len(b)/8)
+	for i := range out {
+		out[i] = Instruction{
+			Op: binary.LittleEndian.Uint16(b[8*i:]), Jt: b[8*i+2], Jf: b[8*i+3],
+			K: binary.LittleEndian.Uint32(b[8*i+4:]),
+		}
+	}
+	*p = out
+	return nil
+}
 
 // Default is Docker's default profile for a container with caps (names
 // as in "CAP_SYS_ADMIN"): the rules that depend on a capability are in or
@@ -88,7 +123,7 @@ const (
 //
 //	ld arch; jeq NATIVE, next, ret default   (other ABIs get the default)
 //	ld nr; jge X32_BIT, ret ENOSYS           (x86_64's x32 ABI)
-//	jeq NR, ret ACTION                        unconditional rule
+//	jeq NR1, ret; jeq NR2, ret; ...; ja +1; ret ACTION   unconditional rule
 //	jne NR, skip; checks...; ret ACTION; ld nr   conditional rule
 //	ret default
 func compile(p *specs.LinuxSeccomp) (Program, error) {
@@ -128,6 +163,7 @@ func compile(p *specs.LinuxSeccomp) (Program, error) {
 		if err != nil {
 			return nil, fmt.Errorf("seccomp: rule for %v: %w", r.Names, err)
 		}
+		var plain []uint32 // this rule's calls without checks
 		for _, name := range r.Names {
 			// Profiles name calls of every architecture; this one's only.
 			nr, ok := info.SyscallNames[name]
@@ -135,7 +171,7 @@ func compile(p *specs.LinuxSeccomp) (Program, error) {
 				continue
 			}
 			if checks == nil {
-				prog = append(prog, bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(nr), SkipFalse: 1}, ret(act))
+				plain = append(plain, uint32(nr))
 				continue
 			}
 			// Every failing check jumps to the reload at the block's end.
@@ -153,6 +189,7 @@ func compile(p *specs.LinuxSeccomp) (Program, error) {
 			block[0] = bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(nr), SkipTrue: uint8(len(block) - 1)}
 			prog = append(prog, block...)
 		}
+		prog = append(prog, shared(plain, act)...)
 	}
 	prog = append(prog, ret(def))
 	raw, err := bpf.Assemble(prog)
@@ -192,6 +229,25 @@ func action(a specs.LinuxSeccompAction, errnoRet *uint, defErrno uint) (uint32, 
 		return unix.SECCOMP_RET_LOG, nil
 	}
 	return 0, fmt.Errorf("action %q is not supported", a)
+}
+
+// shared emits the checks of many calls with one action and no argument
+// checks, sharing the return: a run of "jeq NR, ret" per call, then "ja
+// over; ret ACTION", in chunks that keep every jump within the 255
+// instructions classic BPF allows. Half the program of a jeq and ret per
+// call, which the kernel converts and checks on every container start.
+func shared(nrs []uint32, act uint32) []bpf.Instruction {
+	const chunk = 250
+	var out []bpf.Instruction
+	for len(nrs) > 0 {
+		n := min(len(nrs), chunk)
+		for i, nr := range nrs[:n] {
+			out = append(out, bpf.JumpIf{Cond: bpf.JumpEqual, Val: nr, SkipTrue: uint8(n - i)})
+		}
+		out = append(out, bpf.Jump{Skip: 1}, bpf.RetConstant{Val: act})
+		nrs = nrs[n:]
+	}
+	return out
 }
 
 // failMarker stands for "jump to the end of the block" until it is known.

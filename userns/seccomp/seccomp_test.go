@@ -1,8 +1,10 @@
 package seccomp
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -101,4 +103,22 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("%d instructions: over BPF_MAXINSNS", len(p))
 		}
 	})
+}
+
+func TestProgramSurvivesJSON(t *testing.T) {
+	p, err := Default(podmanCaps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var q Program
+	if err := json.Unmarshal(b, &q); err != nil || !reflect.DeepEqual(p, q) {
+		t.Fatalf("round trip: %v", err)
+	}
+	if err := json.Unmarshal([]byte(`"AAEC"`), &q); err == nil {
+		t.Fatal("accepted a partial instruction")
+	}
 }
