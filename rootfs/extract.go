@@ -11,13 +11,12 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,8 +52,11 @@ type EntryError struct {
 func (e *EntryError) Error() string { return fmt.Sprintf("archive entry %q: %s", e.Name, e.Reason) }
 
 // Decompress recognizes gzip, bzip2, xz and zstd by their magic numbers
-// (so that stdin needs no name), or a plain tar.
-func Decompress(r io.Reader) (io.Reader, error) {
+// (so that stdin needs no name), or a plain tar. xz and zstd go through the
+// host's xz and zstd: Go packages for them would run their package
+// initialization in every isobox process, each container's start included,
+// for the sake of the odd import.
+func Decompress(r io.Reader) (io.ReadCloser, error) {
 	br := bufio.NewReaderSize(r, 1<<16)
 	head, err := br.Peek(6)
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -64,17 +66,63 @@ func Decompress(r io.Reader) (io.Reader, error) {
 	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
 		return gzip.NewReader(br)
 	case bytes.HasPrefix(head, []byte("BZh")):
-		return bzip2.NewReader(br), nil
+		return io.NopCloser(bzip2.NewReader(br)), nil
 	case bytes.HasPrefix(head, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
-		return xz.NewReader(br)
+		return filter(br, "xz", "xz-utils")
 	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		d, err := zstd.NewReader(br)
-		if err != nil {
-			return nil, err
-		}
-		return d.IOReadCloser(), nil
+		return filter(br, "zstd", "zstd")
 	}
-	return br, nil
+	return io.NopCloser(br), nil
+}
+
+// ErrDecompressorMissing: the archive needs a tool the host lacks.
+var ErrDecompressorMissing = errors.New("decompressor not installed")
+
+// filter decompresses through `tool -dc`; Close waits for it and reports
+// its failure.
+func filter(in io.Reader, tool, pkg string) (io.ReadCloser, error) {
+	path, err := exec.LookPath(tool)
+	if err != nil {
+		return nil, fmt.Errorf("the archive is %s-compressed and %s is not installed (sudo apt-get install %s, or decompress it first): %w", tool, tool, pkg, ErrDecompressorMissing)
+	}
+	cmd := exec.Command(path, "-dc")
+	cmd.Stdin = in
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return &filterReader{ReadCloser: out, cmd: cmd, stderr: &stderr, tool: tool}, nil
+}
+
+type filterReader struct {
+	io.ReadCloser
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+	tool   string
+}
+
+func (f *filterReader) Read(p []byte) (int, error) {
+	n, err := f.ReadCloser.Read(p)
+	if errors.Is(err, io.EOF) {
+		if werr := f.cmd.Wait(); werr != nil {
+			return n, fmt.Errorf("%s: %s", f.tool, strings.TrimSpace(f.stderr.String()))
+		}
+	}
+	return n, err
+}
+
+func (f *filterReader) Close() error {
+	f.ReadCloser.Close()
+	if f.cmd.ProcessState == nil {
+		f.cmd.Process.Kill()
+		f.cmd.Wait()
+	}
+	return nil
 }
 
 // countingReader tells Progress how far the input is.
@@ -105,6 +153,7 @@ func Extract(r io.Reader, o ExtractOptions) (ExtractStats, error) {
 	if err != nil {
 		return st, fmt.Errorf("read archive: %w", err)
 	}
+	defer plain.Close()
 	root, err := os.OpenRoot(o.Dir)
 	if err != nil {
 		return st, err

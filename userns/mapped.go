@@ -53,7 +53,8 @@ func RunMappedTask(o MappedTaskOptions) error {
 	if o.Stdin != nil {
 		stdio[0] = o.Stdin
 	}
-	h, err := startHolder(stageMapped, []string{}, stdio)
+	// The caller's environment: PATH, for xz and zstd.
+	h, err := startHolder(stageMapped, os.Environ(), stdio)
 	if err != nil {
 		return setupError(err)
 	}

@@ -3,8 +3,10 @@
 // format) into a classic BPF program for the container, and installs it.
 // It needs no cgo: profiles are resolved for the container's capabilities,
 // the architecture and the kernel by moby/profiles, and compiled here to
-// classic BPF with golang.org/x/net/bpf, using the syscall tables of
-// github.com/elastic/go-seccomp-bpf, where runc and podman link libseccomp.
+// classic BPF with golang.org/x/net/bpf, where runc and podman link
+// libseccomp. The syscall tables are generated from golang.org/x/sys/unix
+// (mksysnum.go) as static data: a table built at package init would cost
+// every isobox process, not only the one that compiles.
 //
 // The program is compiled by the runner, so a bad profile is refused
 // before anything starts, and sent to init as raw instructions.
@@ -15,15 +17,35 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"unsafe"
 
-	"github.com/elastic/go-seccomp-bpf/arch"
 	profiles "github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
+
+//go:generate go run mksysnum.go
+
+// syscallNumber is one entry of the generated table (zsysnum_GOARCH.go).
+type syscallNumber struct {
+	name string
+	nr   int
+}
+
+// syscallNumberOf looks a call up by name in this architecture's table.
+func syscallNumberOf(name string) (int, bool) {
+	i := sort.Search(len(syscalls), func(i int) bool { return syscalls[i].name >= name })
+	if i < len(syscalls) && syscalls[i].name == name {
+		return syscalls[i].nr, true
+	}
+	return 0, false
+}
+
+// x32SyscallBit marks the x32 ABI's calls on x86_64 (__X32_SYSCALL_BIT).
+const x32SyscallBit = 0x40000000
 
 // bpfMaxInstructions is the kernel's BPF_MAXINSNS.
 const bpfMaxInstructions = 4096
@@ -114,11 +136,11 @@ const (
 	offArgs = 16
 )
 
-// compile emits the program. go-seccomp-bpf's assembler is used for its
-// syscall tables only: its argument checks leave an argument in the
-// accumulator where the next group expects the syscall number, which
-// breaks any profile with two conditional rules (Docker's allows socket(2)
-// through several). Here each conditional rule is a block that reloads the
+// compile emits the program. (github.com/elastic/go-seccomp-bpf's
+// assembler was tried: its argument checks leave an argument in the
+// accumulator where the next rule expects the syscall number, which breaks
+// any profile with two conditional rules, and Docker's allows socket(2)
+// through several.) Each conditional rule here is a block that reloads the
 // number when its checks fail:
 //
 //	ld arch; jeq NATIVE, next, ret default   (other ABIs get the default)
@@ -127,9 +149,8 @@ const (
 //	jne NR, skip; checks...; ret ACTION; ld nr   conditional rule
 //	ret default
 func compile(p *specs.LinuxSeccomp) (Program, error) {
-	info, err := arch.GetInfo("")
-	if err != nil {
-		return nil, fmt.Errorf("seccomp: %w", err)
+	if len(syscalls) == 0 {
+		return nil, fmt.Errorf("seccomp: no syscall table for %s: use --security-opt seccomp=unconfined", runtime.GOARCH)
 	}
 	defErrno := uint(unix.EPERM)
 	if p.DefaultErrnoRet != nil {
@@ -145,13 +166,13 @@ func compile(p *specs.LinuxSeccomp) (Program, error) {
 	ret := func(a uint32) bpf.Instruction { return bpf.RetConstant{Val: a} }
 	prog := []bpf.Instruction{
 		bpf.LoadAbsolute{Off: offArch, Size: 4},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(info.ID), SkipTrue: 1},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(nativeArch), SkipTrue: 1},
 		ret(def),
 		bpf.LoadAbsolute{Off: offNr, Size: 4},
 	}
-	if info.SeccompMask == 0 && info.ID == arch.X86_64.ID {
+	if nativeArch == unix.AUDIT_ARCH_X86_64 {
 		prog = append(prog,
-			bpf.JumpIf{Cond: bpf.JumpLessThan, Val: uint32(arch.X32.SeccompMask), SkipTrue: 1},
+			bpf.JumpIf{Cond: bpf.JumpLessThan, Val: x32SyscallBit, SkipTrue: 1},
 			ret(uint32(unix.SECCOMP_RET_ERRNO)|uint32(unix.ENOSYS)))
 	}
 	for _, r := range rules {
@@ -166,7 +187,7 @@ func compile(p *specs.LinuxSeccomp) (Program, error) {
 		var plain []uint32 // this rule's calls without checks
 		for _, name := range r.Names {
 			// Profiles name calls of every architecture; this one's only.
-			nr, ok := info.SyscallNames[name]
+			nr, ok := syscallNumberOf(name)
 			if !ok {
 				continue
 			}
