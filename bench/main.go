@@ -183,20 +183,20 @@ func run(bin string) error {
 	}
 	fmt.Println("target: published port >= 5 Gbit/s")
 
-	fmt.Println("\n== 4. peak memory of the runner and its network helper while a container idles")
-	mem, err := isoboxIdleMemory()
+	fmt.Println("\n== 4. memory of the runner and its network helper while a container idles (resident, and peak)")
+	mem, peak, err := isoboxIdleMemory()
 	if err != nil {
 		return err
 	}
-	results["idle_mib isobox"] = mem
-	fmt.Printf("%-40s %6.1f MiB (target < 20)\n", "isobox (runner, holder, slirp4netns)", mem)
+	results["idle_rss_mib isobox"], results["peak_rss_mib isobox"] = mem, peak
+	fmt.Printf("%-40s %6.1f MiB resident (target < 20), %.1f MiB at peak\n", "isobox (runner, holder, slirp4netns)", mem, peak)
 	if pod != nil {
-		pm, err := podmanIdleMemory(pod)
+		pm, ppeak, err := podmanIdleMemory(pod)
 		if err != nil {
 			fmt.Println("podman: idle memory not measured:", err)
 		} else {
-			results["idle_mib podman"] = pm
-			fmt.Printf("%-40s %6.1f MiB\n", "podman (conmon, slirp4netns)", pm)
+			results["idle_rss_mib podman"], results["peak_rss_mib podman"] = pm, ppeak
+			fmt.Printf("%-40s %6.1f MiB resident, %.1f MiB at peak\n", "podman (conmon, slirp4netns)", pm, ppeak)
 		}
 	}
 
@@ -298,19 +298,19 @@ func lastLine(b []byte) string {
 }
 
 // isoboxIdleMemory starts a detached container that sleeps, and sums the
-// peak resident memory (VmHWM) of the processes isobox runs outside it:
-// the monitor, the holder, slirp4netns.
-func isoboxIdleMemory() (float64, error) {
+// resident memory (VmRSS, once it idles) and the peak (VmHWM) of the
+// processes isobox runs outside it: the monitor, the holder, slirp4netns.
+func isoboxIdleMemory() (float64, float64, error) {
 	name := "bench-idle"
 	command(runner, "rm", "-f", name).Run()
 	if out, err := command(runner, "run", "-d", "--rm", "--name", name, rootfs, "sleep", "600").CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("isobox run -d: %v %s", err, out)
+		return 0, 0, fmt.Errorf("isobox run -d: %v %s", err, out)
 	}
 	defer command(runner, "rm", "-f", name).Run()
-	time.Sleep(time.Second)
+	time.Sleep(3 * time.Second)
 	out, err := command(runner, "ps", "--json").Output()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	var ps []struct {
 		Name string `json:"name"`
@@ -324,7 +324,7 @@ func isoboxIdleMemory() (float64, error) {
 		}
 	}
 	if initPid == 0 {
-		return 0, fmt.Errorf("the idle container is not listed")
+		return 0, 0, fmt.Errorf("the idle container is not listed")
 	}
 	holder := parentOf(initPid)
 	monitor := parentOf(holder)
@@ -334,19 +334,19 @@ func isoboxIdleMemory() (float64, error) {
 			pids = append(pids, p) // slirp4netns
 		}
 	}
-	return sumHWM(pids), nil
+	return sumStatus(pids, "VmRSS:"), sumStatus(pids, "VmHWM:"), nil
 }
 
 // podmanIdleMemory does the same for podman: conmon and slirp4netns.
-func podmanIdleMemory(p *podman) (float64, error) {
+func podmanIdleMemory(p *podman) (float64, float64, error) {
 	argv := append(append([]string{"podman"}, p.global...), "run", "-d", "--rm", podImage, "sleep", "600")
 	out, err := command(argv[0], argv[1:]...).Output()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	id := strings.TrimSpace(string(out))
-	defer command("podman", append(p.global, "rm", "-f", "-t", "0", id)...).Run()
-	time.Sleep(time.Second)
+	defer command("podman", append(p.global, "rm", "-f", "-t", "0", id)...).CombinedOutput()
+	time.Sleep(3 * time.Second)
 	var pids []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -367,7 +367,7 @@ func podmanIdleMemory(p *podman) (float64, error) {
 		}
 	}
 	if len(pids) == 0 {
-		return 0, fmt.Errorf("no conmon found")
+		return 0, 0, fmt.Errorf("no conmon found")
 	}
 	// slirp4netns is podman's child, not conmon's: find the newest one.
 	if len(pids) == 1 {
@@ -375,7 +375,7 @@ func podmanIdleMemory(p *podman) (float64, error) {
 			pids = append(pids, s)
 		}
 	}
-	return sumHWM(pids), nil
+	return sumStatus(pids, "VmRSS:"), sumStatus(pids, "VmHWM:"), nil
 }
 
 func newest(comm string) int {
@@ -420,13 +420,13 @@ func childrenOf(pid int) []int {
 	return out
 }
 
-// sumHWM adds the processes' peak resident set sizes, in MiB.
-func sumHWM(pids []int) float64 {
+// sumStatus adds a kB field of the processes' /proc/PID/status, in MiB.
+func sumStatus(pids []int, field string) float64 {
 	var kb int
 	for _, p := range pids {
 		b, _ := os.ReadFile("/proc/" + strconv.Itoa(p) + "/status")
 		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			if v, ok := strings.CutPrefix(l, field); ok {
 				n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
 				kb += n
 			}

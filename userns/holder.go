@@ -6,9 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"runtime/debug"
 	"strconv"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -93,7 +93,7 @@ func holderMain() error {
 		cmd.Process.Kill()
 	}
 	// The holder waits from here on, for the container's life.
-	debug.FreeOSMemory()
+	trimAfter(time.Second)
 	quit := make(chan struct{})
 	served := make(chan struct{})
 	go func() {

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -190,6 +191,7 @@ func superviseCommand(ch *channel, c *Config, argv0 string, sigc <-chan os.Signa
 	}
 	ch.Close()
 
+	trimAfter(time.Second) // init waits for the container's life too
 	execs := newExecServer(c, fork)
 	if execListener >= 0 {
 		go execs.serve(execListener)

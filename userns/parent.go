@@ -6,10 +6,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -268,9 +268,8 @@ func Run(o Options) (code int, err error) {
 	if o.OnStarted != nil {
 		o.OnStarted()
 	}
-	// From here the runner mostly waits, for as long as the container
-	// runs: what start-up allocated goes back to the system.
-	debug.FreeOSMemory()
+	// From here the runner mostly waits, for as long as the container runs.
+	trimAfter(time.Second)
 
 	var copied <-chan struct{}
 	if term != nil && len(fds) == 1 {
