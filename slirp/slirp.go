@@ -88,6 +88,32 @@ type Options struct {
 	// through the gateway 10.0.2.2 (off by default, as in RootlessKit).
 	AllowHostLoopback bool
 	Log               io.Writer
+	// Prepared is the parent driver made ahead by PrepareDriver; nil makes
+	// it in Start.
+	Prepared <-chan PreparedDriver
+}
+
+// PreparedDriver is a RootlessKit parent driver made ahead of Start.
+type PreparedDriver struct {
+	driver network.ParentDriver
+	err    error
+}
+
+// PrepareDriver makes the parent driver of slirp4netns or pasta in the
+// background. RootlessKit's slirp4netns driver runs `slirp4netns --help`
+// to learn its features when it is made: begun with the runner, while the
+// namespaces are made, that exec is off the start's path. Start takes the
+// result. The gvisor driver has nothing to prepare: nil.
+func PrepareDriver(d Driver, allowHostLoopback bool, log io.Writer) <-chan PreparedDriver {
+	if d == DriverGvisor {
+		return nil
+	}
+	ch := make(chan PreparedDriver, 1)
+	go func() {
+		drv, err := newParentDriver(Options{Driver: d, AllowHostLoopback: allowHostLoopback, Log: log})
+		ch <- PreparedDriver{drv, err}
+	}()
+	return ch
 }
 
 // Preflight checks what Start needs, so that a missing piece is one clear
@@ -162,7 +188,14 @@ func Start(o Options) (*Running, error) {
 			r.runGvisorHelper(o, started)
 			return
 		}
-		d, err := newParentDriver(o)
+		var d network.ParentDriver
+		var err error
+		if o.Prepared != nil {
+			p := <-o.Prepared
+			d, err = p.driver, p.err
+		} else {
+			d, err = newParentDriver(o)
+		}
 		if err != nil {
 			started <- fmt.Errorf("%s: %w", o.Driver, err)
 			return

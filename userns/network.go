@@ -34,7 +34,7 @@ func (n networkSetup) stop() {
 // ports: the holder's private state directory, the driver (its child side
 // and the tap's address in the holder), then the port driver. It talks only
 // to the holder, so it can run while init prepares the rootfs.
-func setUpNetwork(h *holder, driver slirp.Driver, userMode, allowHostLoopback bool, publishes []slirp.Publish, log *slog.Logger) (n networkSetup) {
+func setUpNetwork(h *holder, driver slirp.Driver, prepared <-chan slirp.PreparedDriver, netLog io.Writer, userMode, allowHostLoopback bool, publishes []slirp.Publish, log *slog.Logger) (n networkSetup) {
 	if !userMode && len(publishes) == 0 {
 		return n
 	}
@@ -45,7 +45,7 @@ func setUpNetwork(h *holder, driver slirp.Driver, userMode, allowHostLoopback bo
 	}
 	if userMode {
 		net, err := slirp.Start(slirp.Options{Driver: driver, StateDir: stateDir, HolderPID: h.cmd.Process.Pid,
-			NetNS: h.netns, AllowHostLoopback: allowHostLoopback, Log: slirpLog(log, string(driver))})
+			NetNS: h.netns, AllowHostLoopback: allowHostLoopback, Log: netLog, Prepared: prepared})
 		if err != nil {
 			n.err = err
 			return n

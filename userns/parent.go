@@ -3,6 +3,7 @@ package userns
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -103,10 +104,14 @@ func Run(o Options) (code int, err error) {
 		}
 	}
 	driver, userMode := cfg.Net.driver()
+	var prepared <-chan slirp.PreparedDriver
+	var netLog io.Writer
 	if userMode {
 		if err := slirp.Preflight(driver); err != nil {
 			return 0, setupError(err)
 		}
+		netLog = slirpLog(log, string(driver))
+		prepared = slirp.PrepareDriver(driver, o.AllowHostLoopback, netLog)
 		hosts, resolv := slirp.Files(driver, cfg.Hostname)
 		cfg.Files = append(cfg.Files, rootfs.File{Path: "/etc/hosts", Content: hosts}, rootfs.File{Path: "/etc/resolv.conf", Content: resolv})
 	}
@@ -225,7 +230,7 @@ func Run(o Options) (code int, err error) {
 	// whichever side fails.
 	netDone := make(chan networkSetup, 1)
 	go func() {
-		netDone <- setUpNetwork(h, driver, userMode, o.AllowHostLoopback, o.Publish, log)
+		netDone <- setUpNetwork(h, driver, prepared, netLog, userMode, o.AllowHostLoopback, o.Publish, log)
 	}()
 	_, _, nsErr := initCh.expect(MsgNamespacesReady)
 	net := <-netDone
