@@ -84,8 +84,35 @@ func tcpState(fd int) (uint8, bool) {
 	return info.State, true
 }
 
-// childrenNamed returns the PIDs of this process's children called comm.
+// childrenNamed lists this process's children named comm. Each thread's
+// /proc/self/task/TID/children has its children, which costs a few reads
+// where scanning every process's stat under /proc cost milliseconds on a
+// busy host; the scan stays for kernels without those files.
 func childrenNamed(comm string) []int {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return scanChildrenNamed(comm)
+	}
+	var pids []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join("/proc/self/task", t.Name(), "children"))
+		if err != nil {
+			return scanChildrenNamed(comm)
+		}
+		for _, f := range strings.Fields(string(b)) {
+			c, err := os.ReadFile(filepath.Join("/proc", f, "comm"))
+			if err != nil || strings.TrimSpace(string(c)) != comm {
+				continue
+			}
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
+func scanChildrenNamed(comm string) []int {
 	self := strconv.Itoa(os.Getpid())
 	entries, _ := os.ReadDir("/proc")
 	var pids []int

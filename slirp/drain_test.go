@@ -3,6 +3,7 @@ package slirp
 import (
 	"net"
 	"os"
+	"os/exec"
 	"testing"
 )
 
@@ -37,5 +38,22 @@ func TestTCPStateSeparatesListenersFromLiveConnections(t *testing.T) {
 	defer u.Close()
 	if _, ok := fdState(t, u.(*net.UDPConn)); ok {
 		t.Fatal("a UDP socket taken for TCP")
+	}
+}
+
+func TestChildrenNamedFindsOnlyOwnChildren(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Skip(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	for _, find := range []func(string) []int{childrenNamed, scanChildrenNamed} {
+		got := find("sleep")
+		if len(got) != 1 || got[0] != cmd.Process.Pid {
+			t.Errorf("found %v, want [%d]", got, cmd.Process.Pid)
+		}
+		if got := find("no-such-comm"); len(got) != 0 {
+			t.Errorf("found %v for a name no child has", got)
+		}
 	}
 }
