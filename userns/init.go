@@ -65,22 +65,26 @@ func initMain() error {
 	if err := setupContainer(c); err != nil {
 		return ch.fail(ExitSetup, err)
 	}
+	// What needs no network is done before saying so: the runner is
+	// setting the network up meanwhile, usually the longer of the two.
+	argv0, err := lookPath(c.Args[0], c.Env)
+	if err != nil {
+		return ch.fail(ExitNotFound, err)
+	}
+	var fork *forker
+	if !c.NoInit {
+		if fork, err = startForker(c); err != nil {
+			return ch.fail(ExitSetup, err)
+		}
+	}
 	if err := ch.send(Message{Kind: MsgNamespacesReady}); err != nil {
 		return err
 	}
 	if _, _, err := ch.expect(MsgNetworkReady); err != nil {
 		return err
 	}
-	argv0, err := lookPath(c.Args[0], c.Env)
-	if err != nil {
-		return ch.fail(ExitNotFound, err)
-	}
 	if c.NoInit {
 		return execCommand(ch, c, argv0)
-	}
-	fork, err := startForker(c)
-	if err != nil {
-		return ch.fail(ExitSetup, err)
 	}
 	return superviseCommand(ch, c, argv0, sigc, execListener, fork)
 }
