@@ -270,3 +270,20 @@ func TestCallerSupplementaryGroupsAreDropped(t *testing.T) {
 		t.Errorf("with --map single: %q, want the overflow gid and deny", out)
 	}
 }
+
+// Without CAP_NET_RAW (not in the default set), ICMP echo sockets are open
+// to the container's groups, as podman does; BusyBox's ping wants a raw
+// socket, which --cap-add NET_RAW gives. Only the container's own lo.
+func TestPingWorksWithoutRawSocketsOrWithNetRaw(t *testing.T) {
+	out := inContainer(t, "cat /proc/sys/net/ipv4/ping_group_range", "--net", "none")
+	if f := strings.Fields(out); len(f) != 2 || f[0] != "0" || f[1] == "0" {
+		t.Errorf("ping_group_range %q, want 0 to the last mapped gid", out)
+	}
+	if single := inContainer(t, "cat /proc/sys/net/ipv4/ping_group_range", "--net", "none", "--map", "single"); strings.Join(strings.Fields(single), " ") != "0 0" {
+		t.Errorf("with --map single: %q", single)
+	}
+	out = inContainer(t, "ping -c 1 -W 2 127.0.0.1 >/dev/null && echo pong", "--net", "none", "--cap-add", "NET_RAW")
+	if strings.TrimSpace(out) != "pong" {
+		t.Errorf("ping with NET_RAW: %q", out)
+	}
+}

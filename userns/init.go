@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"path"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -98,11 +99,51 @@ func setupContainer(c *Config) error {
 		if err := slirp.LoopbackUp(); err != nil {
 			return err
 		}
+		// ping without CAP_NET_RAW (not in the default set): ICMP echo
+		// sockets for the container's groups, in its own network namespace,
+		// as podman sets for rootless containers. The kernel takes only
+		// mapped gids.
+		rng := "0 " + strconv.FormatUint(uint64(mappedFromZero("/proc/self/gid_map")), 10)
+		if err := os.WriteFile("/proc/sys/net/ipv4/ping_group_range", []byte(rng), 0); err != nil {
+			return fmt.Errorf("net.ipv4.ping_group_range %s: %w", rng, err)
+		}
 	}
 	return rootfs.Prepare(rootfs.Spec{
 		Root: c.Rootfs, TTYGroup: c.TTYGroup, Files: c.Files,
 		Mounts: c.Mounts, Readonly: c.Readonly, Overlay: c.Overlay,
 	})
+}
+
+// mappedFromZero is the highest id n such that 0..n are all mapped in the
+// map file (0 when only root is).
+func mappedFromZero(mapFile string) uint32 {
+	b, _ := os.ReadFile(mapFile)
+	type extent struct{ inside, count uint64 }
+	var ex []extent
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 3 {
+			continue
+		}
+		in, err1 := strconv.ParseUint(f[0], 10, 32)
+		n, err2 := strconv.ParseUint(f[2], 10, 32)
+		if err1 == nil && err2 == nil && n > 0 {
+			ex = append(ex, extent{in, n})
+		}
+	}
+	next := uint64(0) // the first id not known to be mapped
+	for grew := true; grew; {
+		grew = false
+		for _, e := range ex {
+			if e.inside <= next && e.inside+e.count > next {
+				next, grew = e.inside+e.count, true
+			}
+		}
+	}
+	if next == 0 {
+		return 0
+	}
+	return uint32(next - 1)
 }
 
 // lookPath finds the command in the container's PATH, after pivot_root.

@@ -1,6 +1,7 @@
 package userns
 
 import (
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -111,4 +112,21 @@ func FuzzParseEnvFile(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestMappedFromZero(t *testing.T) {
+	dir := t.TempDir()
+	for text, want := range map[string]uint32{
+		"         0       1004          1\n         1     231072      65536\n": 65536,
+		"         0       1004          1\n":                                   0,
+		"         1     231072      65536\n         0       1004          1\n": 65536,
+		"         0       1004          1\n         5     231072      10\n":    0,
+		"": 0,
+	} {
+		p := dir + "/map"
+		os.WriteFile(p, []byte(text), 0o644)
+		if got := mappedFromZero(p); got != want {
+			t.Errorf("mappedFromZero(%q) = %d, want %d", text, got, want)
+		}
+	}
 }
