@@ -116,6 +116,11 @@ func (r *root) fileMountPoint(unsafePath string) (int, error) {
 			return -1, err
 		}
 		fd, err = r.open(clean, unix.O_PATH)
+		if errors.Is(err, unix.ENOENT) {
+			// Still missing after creating it: a dangling symlink is in
+			// the way, which isobox never writes through.
+			return -1, fmt.Errorf("rootfs %s: %s is a symlink to a path the rootfs lacks", r.host, clean)
+		}
 	}
 	if err != nil {
 		return -1, err

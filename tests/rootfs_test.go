@@ -138,3 +138,42 @@ func TestKernelFilesAreMaskedAsRuncDoes(t *testing.T) {
 		t.Fatalf("got\n%s\nwant\n%s", out, want)
 	}
 }
+
+// /etc/hosts and /etc/resolv.conf, which isobox binds its files over, are
+// resolved inside the rootfs whatever they link to: a link to a host path
+// lands on the rootfs's own file of that name, a loop fails fast with
+// ELOOP, a dangling link is refused; nothing is written or mounted on the
+// host.
+func TestSymlinkedEtcFilesStayInTheRootfs(t *testing.T) {
+	hostPasswd := mustRead(t, "/etc/passwd")
+	for _, tc := range []struct {
+		name, hosts, want string
+		code              int
+	}{
+		{"to a host path", "/etc/passwd", "", 0},
+		{"loop", "hosts.loop", "too many levels of symbolic links", 125},
+		{"dangling", "/nonexistent/hosts", "is a symlink to a path the rootfs lacks", 125},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := fresh(t)
+			os.Remove(filepath.Join(root, "etc/hosts"))
+			if r := runAs(tester, nil, "ln", "-s", tc.hosts, filepath.Join(root, "etc/hosts")); r.code != 0 {
+				t.Fatal(r)
+			}
+			if tc.name == "loop" {
+				runAs(tester, nil, "ln", "-s", "hosts", filepath.Join(root, "etc/hosts.loop"))
+			}
+			mounts := hostMounts(t)
+			r := isobox(t, "run", root, "sh", "-c", "cat /etc/passwd")
+			if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
+				t.Fatalf("want %d and %q: %s", tc.code, tc.want, r)
+			}
+			if tc.code == 0 && !strings.Contains(r.stdout, "10.0.2.100") {
+				t.Errorf("the link's target in the rootfs did not get the container's hosts file: %s", r.stdout)
+			}
+			if mustRead(t, "/etc/passwd") != hostPasswd || hostMounts(t) != mounts {
+				t.Fatal("the host's /etc/passwd or mount table changed")
+			}
+		})
+	}
+}
