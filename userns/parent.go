@@ -36,6 +36,10 @@ type Options struct {
 	// the command never started (nothing is left of a failed start) or
 	// when it had --rm.
 	Record *state.Container `json:"-"`
+	// CreateRecord, when Record is nil, makes it: Run calls it while the
+	// holder starts, off the start's critical path. Its failure (a name in
+	// use) ends the start before anything of the container exists.
+	CreateRecord func() (*state.Container, error) `json:"-"`
 	// Stdio are the container's standard streams; nil means the runner's.
 	Stdio [3]*os.File `json:"-"`
 	// OnStarted is called once the command runs (the detached monitor
@@ -70,9 +74,12 @@ func Run(o Options) (code int, err error) {
 	}
 	log = log.With("stage", "parent")
 	started := false
-	if o.Record != nil {
-		defer func() { settleRecord(o.Record, started, code, err, log) }()
-	}
+	var record *state.Container // once it exists
+	defer func() {
+		if record != nil {
+			settleRecord(record, started, code, err, log)
+		}
+	}()
 	stdio := o.Stdio
 	for i, f := range stdStreams() {
 		if stdio[i] == nil {
@@ -141,21 +148,49 @@ func Run(o Options) (code int, err error) {
 	}
 	initCh := &channel{f: initParent, name: "init"}
 	defer initCh.Close()
-	// init serves `isobox exec` on a socket in the record's directory,
-	// bound here, on the host, and handed over with the config.
-	var passed []int
-	if o.Record != nil && !cfg.NoInit {
-		l, err := listenExec(o.Record.Dir)
-		if err != nil {
-			initChild.Close()
-			return 0, setupError(err)
-		}
-		defer l.Close()
-		passed = append(passed, int(l.Fd()))
+	// The record, and the socket in its directory on which init serves
+	// `isobox exec`, are made while the holder starts; the config, which
+	// hands the socket over, is queued before the holder may clone init.
+	type recordReady struct {
+		c   *state.Container
+		l   *os.File
+		err error
 	}
-	if err := initCh.send(Message{Kind: MsgConfig, Config: &cfg}, passed...); err != nil {
-		initChild.Close()
-		return 0, setupError(err)
+	recordDone := make(chan recordReady, 1)
+	go func() {
+		r := recordReady{c: o.Record}
+		if r.c == nil && o.CreateRecord != nil {
+			r.c, r.err = o.CreateRecord()
+		}
+		if r.err == nil && r.c != nil && !cfg.NoInit {
+			r.l, r.err = listenExec(r.c.Dir)
+		}
+		recordDone <- r
+	}()
+	// collect waits for that once; deferred here, it runs on every way out
+	// before settleRecord, which removes the record of a failed start.
+	var collected *recordReady
+	collect := func() recordReady {
+		if collected == nil {
+			r := <-recordDone
+			collected, record = &r, r.c
+		}
+		return *collected
+	}
+	defer collect()
+	sendConfig := func() error {
+		r := collect()
+		if r.l != nil {
+			defer r.l.Close()
+		}
+		if r.err != nil {
+			return r.err
+		}
+		var passed []int
+		if r.l != nil {
+			passed = append(passed, int(r.l.Fd()))
+		}
+		return initCh.send(Message{Kind: MsgConfig, Config: &cfg}, passed...)
 	}
 
 	sigc := make(chan os.Signal, 32)
@@ -207,6 +242,9 @@ func Run(o Options) (code int, err error) {
 	if err := <-mapped; err != nil {
 		return abortedCode(setupError(fmt.Errorf("write id maps: %w", err)))
 	}
+	if err := sendConfig(); err != nil {
+		return abortedCode(setupError(err))
+	}
 	log.Debug("maps written", "uid_map", strings.ReplaceAll(strings.TrimSpace(idmap.MapText(plan.UIDs)), "\n", "; "))
 	if err := h.ch.send(Message{Kind: MsgMapsWritten, Holder: hc}); err != nil {
 		return abortedCode(setupError(err))
@@ -219,7 +257,7 @@ func Run(o Options) (code int, err error) {
 	// Read now: init waits for network-ready, so it cannot have exited and
 	// been reaped yet, as a short command's init may be by the time it runs.
 	var initStart uint64
-	if o.Record != nil {
+	if record != nil {
 		if initStart, err = state.ProcStart(h.initPid); err != nil {
 			return abortedCode(setupError(fmt.Errorf("container record: start time of PID 1: %w", err)))
 		}
@@ -265,8 +303,8 @@ func Run(o Options) (code int, err error) {
 	}
 	log.Debug("command started", "kind", m.Kind)
 	started = true
-	if o.Record != nil {
-		if err := recordStarted(o.Record, h.initPid, initStart, cfg.Net); err != nil {
+	if record != nil {
+		if err := recordStarted(record, h.initPid, initStart, cfg.Net); err != nil {
 			log.Warn(err.Error())
 		}
 	}

@@ -246,11 +246,12 @@ func (r *RunCmd) Run(g *Globals, log *slog.Logger) error {
 	for _, p := range r.opts.Publish {
 		rec.Ports = append(rec.Ports, p.String())
 	}
-	c, err := createRecord(dir, rec, r.Name)
-	if err != nil {
-		return err
-	}
 	if r.Detach {
+		// The monitor takes over a record that exists, and its lock.
+		c, err := createRecord(dir, rec, r.Name)
+		if err != nil {
+			return err
+		}
 		if err := userns.Detach(r.opts, c, g.LogLevel); err != nil {
 			return err
 		}
@@ -258,7 +259,7 @@ func (r *RunCmd) Run(g *Globals, log *slog.Logger) error {
 		return nil
 	}
 	r.opts.Logger = log
-	r.opts.Record = c
+	r.opts.CreateRecord = func() (*state.Container, error) { return createRecord(dir, rec, r.Name) }
 	code, err := userns.Run(r.opts)
 	if err != nil {
 		return err
