@@ -42,16 +42,8 @@ func Exec(dir string, r ExecRequest) (int, error) {
 		}
 		return 0, stageError(err)
 	}
-	var copied <-chan struct{}
-	if term != nil && len(got) == 1 {
-		master := os.NewFile(uintptr(got[0]), "pty master")
-		defer master.Close()
-		restore := term.attach(master)
-		defer restore()
-		copied = term.copyOut(master)
-	} else {
-		closeAll(got)
-	}
+	copied, detach := term.connect(got)
+	defer detach()
 	go func() {
 		for s := range sigc {
 			if s == unix.SIGWINCH {

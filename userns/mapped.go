@@ -80,11 +80,7 @@ func RunMappedTask(o MappedTaskOptions) error {
 
 // mappedMain is stageMapped.
 func mappedMain() error {
-	ch := newChannel(fdChannel, "parent")
-	if err := ch.send(Message{Kind: MsgReady}); err != nil {
-		return err
-	}
-	m, _, err := ch.expect(MsgMapsWritten)
+	ch, m, err := awaitMaps()
 	if err != nil {
 		return err
 	}

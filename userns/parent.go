@@ -314,16 +314,8 @@ func Run(o Options) (code int, err error) {
 	// From here the runner mostly waits, for as long as the container runs.
 	trimAfter(time.Second)
 
-	var copied <-chan struct{}
-	if term != nil && len(fds) == 1 {
-		master := os.NewFile(uintptr(fds[0]), "pty master")
-		defer master.Close()
-		restore := term.attach(master)
-		defer restore()
-		copied = term.copyOut(master)
-	} else {
-		closeAll(fds)
-	}
+	copied, detach := term.connect(fds)
+	defer detach()
 
 	m, _, err = h.ch.expect(MsgExit)
 	if err != nil {

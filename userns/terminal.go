@@ -68,3 +68,21 @@ func (t *terminal) copyOut(master *os.File) <-chan struct{} {
 	}()
 	return done
 }
+
+// connect takes what init sent with "started": the master of the
+// container's terminal when t is set, attached to the caller's terminal.
+// It returns the channel closed once the output is copied (nil without a
+// terminal) and the function that detaches and restores the caller's
+// terminal. Descriptors it does not use are closed.
+func (t *terminal) connect(fds []int) (copied <-chan struct{}, done func()) {
+	if t == nil || len(fds) != 1 {
+		closeAll(fds)
+		return nil, func() {}
+	}
+	master := os.NewFile(uintptr(fds[0]), "pty master")
+	restore := t.attach(master)
+	return t.copyOut(master), func() {
+		restore()
+		master.Close()
+	}
+}

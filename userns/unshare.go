@@ -89,11 +89,7 @@ func Unshare(o UnshareOptions) (int, error) {
 // host command. Its ambient capabilities carry over the exec, as they do for
 // a shell started by `unshare -r`.
 func unshareMain() error {
-	ch := newChannel(fdChannel, "parent")
-	if err := ch.send(Message{Kind: MsgReady}); err != nil {
-		return err
-	}
-	m, _, err := ch.expect(MsgMapsWritten)
+	ch, m, err := awaitMaps()
 	if err != nil {
 		return err
 	}
@@ -107,4 +103,16 @@ func unshareMain() error {
 	err = unix.Exec(argv0, m.Holder.Exec, os.Environ())
 	code, err := execError(m.Holder.Exec[0], err)
 	return ch.fail(code, err)
+}
+
+// awaitMaps is how the stages that only need a mapped user namespace
+// (unshare, mapped) begin: say ready on the channel, then wait until the
+// parent has written the maps.
+func awaitMaps() (*channel, Message, error) {
+	ch := newChannel(fdChannel, "parent")
+	if err := ch.send(Message{Kind: MsgReady}); err != nil {
+		return ch, Message{}, err
+	}
+	m, _, err := ch.expect(MsgMapsWritten)
+	return ch, m, err
 }

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 
 	"github.com/isobox/isobox/userns"
 )
@@ -24,9 +22,7 @@ func (c *CheckCmd) Run() error {
 		}
 	}
 	if c.JSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(results); err != nil {
+		if err := printJSON(results); err != nil {
 			return err
 		}
 	} else {

@@ -98,9 +98,7 @@ func (p *PsCmd) Run() error {
 		entries = append(entries, e)
 	}
 	if p.JSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(entries)
+		return printJSON(entries)
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "NAME\tPID\tSTATUS\tNET\tPORTS\tCOMMAND")
@@ -213,9 +211,7 @@ func (n *NsCmd) Run() error {
 		}
 	}
 	if n.JSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(entries)
+		return printJSON(entries)
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "CONTAINER\tNS\tTYPE\tNPROCS\tPID\tCOMMAND")
@@ -368,4 +364,11 @@ func (l *LogsCmd) Run() error {
 		return fmt.Errorf("%q was not started with -d: its output went to the terminal that ran it, and no log was kept", l.Name)
 	}
 	return userns.CopyLog(os.Stdout, info, l.Follow)
+}
+
+// printJSON prints v indented, as `--json` does everywhere.
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
