@@ -484,7 +484,9 @@ func intoContainer(argv func(extra ...string) []string, mb int) (float64, error)
 		return 0, err
 	}
 	defer c.Wait()
-	defer c.Process.Kill()
+	// SIGTERM, which the runner passes to the container: it ends, and the
+	// runner removes its record (--rm); SIGKILL would leave the record.
+	defer c.Process.Signal(syscall.SIGTERM)
 	if line, _ := bufio.NewReader(out).ReadString('\n'); strings.TrimSpace(line) != "ready" {
 		return 0, fmt.Errorf("container not ready: %q", line)
 	}
