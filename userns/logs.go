@@ -37,10 +37,23 @@ func CopyLog(w io.Writer, i state.Info, follow bool) error {
 			return nil
 		}
 		// The monitor rotated the log: finish the part still open, then
-		// go on with the new one.
+		// the one rotated after it if the open one is no longer the
+		// previous part (two rotations between looks), then go on with
+		// the new one. More rotations than that between two looks lose
+		// what the cap already dropped.
 		if rotated(f, cur) {
 			if _, err := io.Copy(w, f); err != nil {
 				return err
+			}
+			old := filepath.Join(i.Dir, state.OldLogFile)
+			if rotated(f, old) {
+				if between, err := os.Open(old); err == nil {
+					_, err = io.Copy(w, between)
+					between.Close()
+					if err != nil {
+						return err
+					}
+				}
 			}
 			f.Close()
 			if f, err = openLog(cur); err != nil {
@@ -66,7 +79,8 @@ func openLog(p string) (*os.File, error) {
 	return f, err
 }
 
-// rotated reports whether the name p now names another file than f.
+// rotated reports whether the name p now names another file than f (a
+// name that names nothing counts as not rotated).
 func rotated(f *os.File, p string) bool {
 	var a, b unix.Stat_t
 	if unix.Fstat(int(f.Fd()), &a) != nil || unix.Stat(p, &b) != nil {
