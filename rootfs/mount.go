@@ -84,6 +84,18 @@ func mount(source, target, display, fstype string, flags uintptr, data string) e
 	}
 }
 
+// remountBind changes the flags of the bind mount fd is on. The flags the
+// kernel locked on it (nosuid, nodev... of a mount made in a more
+// privileged namespace) must be repeated, or the remount fails with EPERM.
+func remountBind(fd int, display string, flags uintptr) error {
+	p := fdPath(fd)
+	locked, err := lockedFlags(p)
+	if err != nil {
+		return err
+	}
+	return mount("", p, display, "", unix.MS_BIND|unix.MS_REMOUNT|locked|flags, "")
+}
+
 // lockedFlags returns the flags of the mount holding path that a user
 // namespace may not drop: a remount of a bind that leaves out any of them
 // fails with EPERM (mount_namespaces(7), "locked mounts").

@@ -205,24 +205,18 @@ func userMount(r *root, m Mount) error {
 	if !m.Readonly && m.Flags == 0 {
 		return nil
 	}
-	// Flags of a bind are set by remounting it; the kernel keeps those it
-	// locked from the source (nosuid, nodev... of the host mount), which
-	// must be repeated or the remount fails. Reopened: the old descriptor
-	// is under the bind, not on it.
+	// Flags of a bind are set by remounting it. Reopened: the old
+	// descriptor is under the bind, not on it.
 	top, err := r.open(m.Dest, unix.O_PATH)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(top)
-	locked, err := lockedFlags(fdPath(top))
-	if err != nil {
-		return err
-	}
-	flags := unix.MS_BIND | unix.MS_REMOUNT | locked | m.Flags
+	flags := m.Flags
 	if m.Readonly {
 		flags |= unix.MS_RDONLY
 	}
-	if err := mount("", fdPath(top), r.display(m.Dest), "", flags, ""); err != nil {
+	if err := remountBind(top, r.display(m.Dest), flags); err != nil {
 		return err
 	}
 	if m.Readonly {
@@ -234,39 +228,6 @@ func userMount(r *root, m Mount) error {
 		}
 	}
 	return nil
-}
-
-// destination opens a mount destination inside the root, following
-// symlinks in every component (inside the root), creating it (a directory,
-// or an empty file for a file) with its parents when missing.
-func (r *root) destination(dest string, dir bool) (int, error) {
-	fd, err := r.open(dest, unix.O_PATH)
-	if errors.Is(err, unix.ENOENT) {
-		if err := r.mkdirAll(path.Dir(dest), 0o755); err != nil {
-			return -1, err
-		}
-		mode := uint32(0o644)
-		if dir {
-			mode = 0o755
-		}
-		if err := r.create(dest, dir, mode); err != nil {
-			return -1, err
-		}
-		fd, err = r.open(dest, unix.O_PATH)
-	}
-	if err != nil {
-		return -1, err
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
-		return -1, &os.PathError{Op: "fstat", Path: r.display(dest), Err: err}
-	}
-	if isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR; isDir != dir {
-		unix.Close(fd)
-		return -1, fmt.Errorf("rootfs %s: %s is a %s, the volume a %s", r.host, dest, kind(isDir), kind(dir))
-	}
-	return fd, nil
 }
 
 // readonlyScratch are writable tmpfs mounts a read-only root gets where
@@ -304,10 +265,5 @@ func remountRootReadonly(r *root, s Spec) error {
 	if !s.Readonly {
 		return nil
 	}
-	p := fdPath(r.fd)
-	locked, err := lockedFlags(p)
-	if err != nil {
-		return err
-	}
-	return mount("", p, r.display("/"), "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|locked, "")
+	return remountBind(r.fd, r.display("/"), unix.MS_RDONLY)
 }

@@ -254,12 +254,7 @@ func (r *root) remountReadonly(unsafePath string) error {
 		return err
 	}
 	defer unix.Close(fd2)
-	p = fdPath(fd2)
-	locked, err := lockedFlags(p)
-	if err != nil {
-		return err
-	}
-	return mount("", p, r.display(unsafePath), "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|locked, "")
+	return remountBind(fd2, r.display(unsafePath), unix.MS_RDONLY)
 }
 
 // pivot makes the root the process's "/" and detaches the old root. With

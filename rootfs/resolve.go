@@ -100,25 +100,30 @@ func (r *root) mountPoint(unsafePath string, dir bool, mode uint32) (int, error)
 	return fd, nil
 }
 
-// fileMountPoint opens a regular file to bind over, following symlinks
-// inside the root (an /etc/resolv.conf that links to ../run/... is usual),
-// and creating the file when it is missing.
-func (r *root) fileMountPoint(unsafePath string) (int, error) {
+// destination opens a mount target inside the root (a volume's, or a file
+// isobox binds over), following symlinks in every component, inside the
+// root (an /etc/resolv.conf that links to ../run/... is usual). When it is
+// missing it is created, a directory or an empty file, with its parents;
+// mkdirat and O_CREAT|O_EXCL never write through a link, so a dangling
+// one is refused instead.
+func (r *root) destination(unsafePath string, dir bool) (int, error) {
 	clean := path.Clean("/" + unsafePath)
 	fd, err := r.open(clean, unix.O_PATH)
 	if errors.Is(err, unix.ENOENT) {
 		if err := r.mkdirAll(path.Dir(clean), 0o755); err != nil {
 			return -1, err
 		}
-		// A dangling symlink would make this fail with EEXIST: create
-		// only a missing file, never through a link.
-		if err := r.create(clean, false, 0o644); err != nil {
+		mode := uint32(0o644)
+		if dir {
+			mode = 0o755
+		}
+		if err := r.create(clean, dir, mode); err != nil {
 			return -1, err
 		}
 		fd, err = r.open(clean, unix.O_PATH)
 		if errors.Is(err, unix.ENOENT) {
 			// Still missing after creating it: a dangling symlink is in
-			// the way, which isobox never writes through.
+			// the way.
 			return -1, fmt.Errorf("rootfs %s: %s is a symlink to a path the rootfs lacks", r.host, clean)
 		}
 	}
@@ -126,9 +131,28 @@ func (r *root) fileMountPoint(unsafePath string) (int, error) {
 		return -1, err
 	}
 	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, &os.PathError{Op: "fstat", Path: r.display(clean), Err: err}
+	}
+	if isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR; isDir != dir {
+		unix.Close(fd)
+		return -1, fmt.Errorf("rootfs %s: %s is a %s, want a %s", r.host, clean, kind(isDir), kind(dir))
+	}
+	return fd, nil
+}
+
+// fileMountPoint is the regular file at unsafePath to bind a file of
+// isobox's over (/etc/hosts, /etc/resolv.conf), made if missing.
+func (r *root) fileMountPoint(unsafePath string) (int, error) {
+	fd, err := r.destination(unsafePath, false)
+	if err != nil {
+		return -1, err
+	}
+	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		unix.Close(fd)
-		return -1, fmt.Errorf("rootfs %s: %s is not a regular file", r.host, clean)
+		return -1, fmt.Errorf("rootfs %s: %s is not a regular file", r.host, path.Clean("/"+unsafePath))
 	}
 	return fd, nil
 }
