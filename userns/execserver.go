@@ -4,13 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/isobox/isobox/rootfs"
 )
 
 // ExecRequest is what `isobox exec` asks init to start. Empty fields take
@@ -102,20 +99,20 @@ func (s *execServer) handle(ch *channel) {
 // the lock the reaper takes: its exit is reported only after that.
 func (s *execServer) start(ch *channel, r *ExecRequest, fds []int) (pid, code int, err error) {
 	defer closeAll(fds)
-	uid, gid, home, err := s.user(r.User)
-	if err != nil {
-		return 0, ExitSetup, err
-	}
-	env := append([]string{}, s.c.Env...)
-	if r.User != "" && home != "" {
-		env = setEnv(env, "HOME="+home)
+	// The container's user and environment, unless the request says.
+	uid, gid := s.c.UID, s.c.GID
+	var over []string
+	if r.User != "" {
+		var home string
+		if uid, gid, home, err = ResolveUser("/", r.User); err != nil {
+			return 0, ExitSetup, err
+		}
+		over = append(over, "HOME="+home)
 	}
 	if r.TTY && r.Term != "" {
-		env = setEnv(env, "TERM="+r.Term)
+		over = append(over, "TERM="+r.Term)
 	}
-	for _, kv := range r.Env {
-		env = setEnv(env, kv)
-	}
+	env := MergeEnv(s.c.Env, append(over, r.Env...)...)
 	argv0, err := lookPath(r.Args[0], env)
 	if err != nil {
 		return 0, ExitNotFound, err
@@ -171,37 +168,6 @@ func (s *execServer) start(ch *channel, r *ExecRequest, fds []int) (pid, code in
 	return pid, 0, nil
 }
 
-// user resolves a request's user in the container's own /etc/passwd.
-func (s *execServer) user(spec string) (uid, gid uint32, home string, err error) {
-	if spec == "" {
-		return s.c.UID, s.c.GID, "", nil
-	}
-	u, err := ParseUserSpec(spec)
-	if err != nil {
-		return 0, 0, "", err
-	}
-	acct, found, err := rootfs.LookupUser("/", u.User)
-	if err != nil {
-		return 0, 0, "", fmt.Errorf("--user: %w", err)
-	}
-	switch id, numeric := ParseID(u.User); {
-	case found:
-		uid, gid, home = acct.UID, acct.GID, acct.Home
-	case numeric:
-		uid, home = id, "/"
-	default:
-		return 0, 0, "", fmt.Errorf("--user %q: no such user in the container's /etc/passwd", u.User)
-	}
-	if u.Group != "" {
-		if id, numeric := ParseID(u.Group); numeric {
-			gid = id
-		} else if gid, err = rootfs.LookupGroup("/", u.Group); err != nil {
-			return 0, 0, "", fmt.Errorf("--user: %w", err)
-		}
-	}
-	return uid, gid, home, nil
-}
-
 // reaped is called by init's reaper for every child that is not the
 // container's command: an exec'd process reports its status to its client.
 func (s *execServer) reaped(pid int, ws unix.WaitStatus) {
@@ -213,16 +179,4 @@ func (s *execServer) reaped(pid int, ws unix.WaitStatus) {
 		ch.send(Message{Kind: MsgExit, Code: statusCode(ws)})
 		ch.Close()
 	}
-}
-
-// setEnv sets KEY=VALUE in env, replacing an earlier KEY.
-func setEnv(env []string, kv string) []string {
-	key, _, _ := strings.Cut(kv, "=")
-	for i, e := range env {
-		if k, _, _ := strings.Cut(e, "="); k == key {
-			env[i] = kv
-			return env
-		}
-	}
-	return append(env, kv)
 }

@@ -169,12 +169,19 @@ func BuildEnv(hostname, home, term string, user []string) []string {
 	if term != "" {
 		env = append(env, "TERM="+term)
 	}
+	return MergeEnv(env, user...)
+}
+
+// MergeEnv returns base with each KEY=VALUE of over set in it: a key already
+// there keeps its place and takes the new value, a new one is appended.
+func MergeEnv(base []string, over ...string) []string {
+	env := append([]string{}, base...)
 	index := map[string]int{}
 	for i, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
 		index[k] = i
 	}
-	for _, kv := range user {
+	for _, kv := range over {
 		k, _, _ := strings.Cut(kv, "=")
 		if i, ok := index[k]; ok {
 			env[i] = kv

@@ -6,8 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 
@@ -111,12 +109,7 @@ func userNSHint(err error) string {
 // boundingCaps lists the capabilities in this process's bounding set: the
 // only ones a child may raise as ambient.
 func boundingCaps() []uintptr {
-	last := 40
-	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
-		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-			last = n
-		}
-	}
+	last := lastCap()
 	var caps []uintptr
 	for c := 0; c <= last; c++ {
 		if ok, _ := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); ok == 1 {

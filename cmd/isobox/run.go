@@ -195,37 +195,13 @@ func (r *RunCmd) Validate() error {
 	return nil
 }
 
-// resolveUser turns --user into ids and a home directory, looking names up
-// in the rootfs (never on the host).
+// resolveUser turns --user into ids and a home directory (root, 0:0, by
+// default), looking names up in the rootfs, never on the host.
 func resolveUser(root, spec string) (uid, gid uint32, home string, err error) {
 	if spec == "" {
 		return 0, 0, "/root", nil
 	}
-	u, err := userns.ParseUserSpec(spec)
-	if err != nil {
-		return 0, 0, "", err
-	}
-	acct, found, err := rootfs.LookupUser(root, u.User)
-	if err != nil {
-		return 0, 0, "", fmt.Errorf("--user: %w", err)
-	}
-	home = "/"
-	switch id, numeric := userns.ParseID(u.User); {
-	case found:
-		uid, gid, home = acct.UID, acct.GID, acct.Home
-	case numeric:
-		uid = id
-	default:
-		return 0, 0, "", fmt.Errorf("--user %q: no such user in %s/etc/passwd", u.User, root)
-	}
-	if u.Group != "" {
-		if id, numeric := userns.ParseID(u.Group); numeric {
-			gid = id
-		} else if gid, err = rootfs.LookupGroup(root, u.Group); err != nil {
-			return 0, 0, "", fmt.Errorf("--user: %w", err)
-		}
-	}
-	return uid, gid, home, nil
+	return userns.ResolveUser(root, spec)
 }
 
 func (r *RunCmd) Run(g *Globals, log *slog.Logger) error {
