@@ -57,7 +57,7 @@ func Kill(i state.Info, sig unix.Signal) error {
 		return nil
 	}
 	waitExit(fd, -1)
-	return waitRunner(i)
+	return WaitRunner(i)
 }
 
 // Stop sends SIGTERM to PID 1, SIGKILL if it has not exited after timeout,
@@ -77,7 +77,7 @@ func Stop(i state.Info, timeout time.Duration) error {
 		}
 		waitExit(fd, -1)
 	}
-	return waitRunner(i)
+	return WaitRunner(i)
 }
 
 // waitExit waits until the process of pidfd exits; a negative timeout
@@ -100,7 +100,9 @@ func waitExit(pidfd int, timeout time.Duration) bool {
 	}
 }
 
-func waitRunner(i state.Info) error {
+// WaitRunner waits until the container's runner has torn it down and
+// exited (its record's lock is free), at most teardownTimeout.
+func WaitRunner(i state.Info) error {
 	if !state.WaitUnlocked(i.Dir, teardownTimeout) {
 		return fmt.Errorf("%q: its runner (PID %d) is still tearing it down after %s", i.Name, i.RunnerPID, teardownTimeout)
 	}

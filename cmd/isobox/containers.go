@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -62,12 +63,17 @@ type psEntry struct {
 	Created  time.Time  `json:"created"`
 }
 
-func (p *PsCmd) Run() error {
+// listAll reads every record of the caller's.
+func listAll() ([]state.Info, error) {
 	dir, err := state.Open()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	list, err := dir.List()
+	return dir.List()
+}
+
+func (p *PsCmd) Run() error {
+	list, err := listAll()
 	if err != nil {
 		return err
 	}
@@ -178,21 +184,17 @@ func (n *NsCmd) Run() error {
 		if err != nil {
 			return err
 		}
-		if !info.Running || !info.Alive() {
+		if info.Status() != "running" {
 			return fmt.Errorf("%q: %w", n.Name, state.ErrNotRunning)
 		}
 		infos = append(infos, info)
 	} else {
-		dir, err := state.Open()
-		if err != nil {
-			return err
-		}
-		list, err := dir.List()
+		list, err := listAll()
 		if err != nil {
 			return err
 		}
 		for _, i := range list {
-			if i.Running && i.Alive() {
+			if i.Status() == "running" {
 				infos = append(infos, i)
 			}
 		}
@@ -256,7 +258,7 @@ func (e *ExecCmd) Run() error {
 	if err != nil {
 		return err
 	}
-	if !info.Running || !info.Alive() {
+	if info.Status() != "running" {
 		return fmt.Errorf("%q: %w", e.Name, state.ErrNotRunning)
 	}
 	if info.NoInit {
@@ -334,11 +336,14 @@ func (r *RmCmd) Run() error {
 			if !r.Force {
 				return fmt.Errorf("%q: %w: stop it first, or use rm -f", name, state.ErrRunning)
 			}
-			if err := userns.Kill(info, 9); err != nil && !errors.Is(err, state.ErrNotRunning) {
-				return err
+			// A SIGKILL waits until the runner is gone; a container whose
+			// PID 1 is already gone has its runner still to wait for.
+			err := userns.Kill(info, syscall.SIGKILL)
+			if errors.Is(err, state.ErrNotRunning) {
+				err = userns.WaitRunner(info)
 			}
-			if !state.WaitUnlocked(info.Dir, 15*time.Second) {
-				return fmt.Errorf("%q: its runner (PID %d) did not exit", name, info.RunnerPID)
+			if err != nil {
+				return err
 			}
 		}
 		if err := dir.Delete(name); err != nil && !errors.Is(err, state.ErrNoSuch) {

@@ -5,14 +5,15 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // BootID identifies this boot of the machine: a PID recorded in another
-// boot names nothing.
-func BootID() string {
+// boot names nothing. Read once per process (ps checks every record).
+var BootID = sync.OnceValue(func() string {
 	b, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	return strings.TrimSpace(string(b))
-}
+})
 
 // ProcStart is a process's start time in clock ticks after boot, field 22
 // of /proc/PID/stat. With the PID and the boot id it names one process.

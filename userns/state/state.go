@@ -131,8 +131,7 @@ func ownDir(p string) bool {
 	return unix.Stat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR && int(st.Uid) == os.Getuid()
 }
 
-// OpenAt is Open for a given path (tests, and the detached monitor, which
-// is handed the runner's choice).
+// OpenAt is Open for a given path, with the same checks but no fallback.
 func OpenAt(p string) (*Dir, error) {
 	if err := checkOwned(p); err != nil {
 		return nil, err
