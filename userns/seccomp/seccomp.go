@@ -50,16 +50,9 @@ const x32SyscallBit = 0x40000000
 // bpfMaxInstructions is the kernel's BPF_MAXINSNS.
 const bpfMaxInstructions = 4096
 
-// Instruction is one classic BPF instruction, as the kernel takes it.
-type Instruction struct {
-	Op uint16 `json:"op"`
-	Jt uint8  `json:"jt"`
-	Jf uint8  `json:"jf"`
-	K  uint32 `json:"k"`
-}
-
-// Program is a compiled filter; empty means no filter (unconfined).
-type Program []Instruction
+// Program is a compiled filter, in the kernel's own instruction layout;
+// empty means no filter (unconfined).
+type Program []unix.SockFilter
 
 // MarshalJSON packs the program as base64 of its instructions, 8 bytes
 // each: init decodes its config on every start, and a JSON object per
@@ -67,7 +60,7 @@ type Program []Instruction
 func (p Program) MarshalJSON() ([]byte, error) {
 	b := make([]byte, 8*len(p))
 	for i, in := range p {
-		binary.LittleEndian.PutUint16(b[8*i:], in.Op)
+		binary.LittleEndian.PutUint16(b[8*i:], in.Code)
 		b[8*i+2], b[8*i+3] = in.Jt, in.Jf
 		binary.LittleEndian.PutUint32(b[8*i+4:], in.K)
 	}
@@ -85,8 +78,8 @@ func (p *Program) UnmarshalJSON(data []byte) error {
 	}
 	out := make(Program, len(b)/8)
 	for i := range out {
-		out[i] = Instruction{
-			Op: binary.LittleEndian.Uint16(b[8*i:]), Jt: b[8*i+2], Jf: b[8*i+3],
+		out[i] = unix.SockFilter{
+			Code: binary.LittleEndian.Uint16(b[8*i:]), Jt: b[8*i+2], Jf: b[8*i+3],
 			K: binary.LittleEndian.Uint32(b[8*i+4:]),
 		}
 	}
@@ -222,7 +215,7 @@ func compile(p *specs.LinuxSeccomp) (Program, error) {
 	}
 	out := make(Program, len(raw))
 	for i, r := range raw {
-		out[i] = Instruction{Op: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+		out[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
 	}
 	return out, nil
 }
@@ -342,11 +335,7 @@ func Install(p Program) error {
 	if len(p) == 0 {
 		return nil
 	}
-	filter := make([]unix.SockFilter, len(p))
-	for i, in := range p {
-		filter[i] = unix.SockFilter{Code: in.Op, Jt: in.Jt, Jf: in.Jf, K: in.K}
-	}
-	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+	prog := unix.SockFprog{Len: uint16(len(p)), Filter: &p[0]}
 	_, _, errno := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&prog)))
 	if errno != 0 {
 		return fmt.Errorf("seccomp(SECCOMP_SET_MODE_FILTER): %w", errno)

@@ -13,7 +13,7 @@ func run(t *testing.T, p Program, nr int, args ...uint64) uint32 {
 	t.Helper()
 	raw := make([]bpf.Instruction, len(p))
 	for i, in := range p {
-		raw[i] = bpf.RawInstruction{Op: in.Op, Jt: in.Jt, Jf: in.Jf, K: in.K}.Disassemble()
+		raw[i] = bpf.RawInstruction{Op: in.Code, Jt: in.Jt, Jf: in.Jf, K: in.K}.Disassemble()
 	}
 	vm, err := bpf.NewVM(raw)
 	if err != nil {
