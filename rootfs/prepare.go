@@ -260,12 +260,28 @@ func (r *root) remountReadonly(unsafePath string) error {
 // pivot makes the root the process's "/" and detaches the old root. With
 // pivot_root(".", ".") the old root is stacked under the new one and
 // unmounted at once, so no put_old directory is needed (pivot_root(2)).
+//
+// The old root's mounts, this mount namespace's copies of the host's, are
+// made read-only first, all of them. Detached, they stay alive as long as
+// something holds a file on them, and init's own binary is such a file
+// when init was exec'd by its path in this namespace: /proc/1/exe then
+// leads to a read-only mount nobody can reach to remount (CVE-2019-5736).
+// The host's own mounts are not touched: these are copies.
 func pivot(r *root) error {
+	old, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: "/", Err: err}
+	}
+	defer unix.Close(old)
 	if err := unix.Fchdir(r.fd); err != nil {
 		return &os.PathError{Op: "fchdir", Path: r.host, Err: err}
 	}
 	if err := unix.PivotRoot(".", "."); err != nil {
 		return &os.PathError{Op: "pivot_root", Path: r.host, Err: err}
+	}
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+	if err := unix.MountSetattr(old, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+		return &os.PathError{Op: "mount_setattr read-only", Path: "old root", Err: err}
 	}
 	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
 		return &os.PathError{Op: "umount2", Path: "old root", Err: err}

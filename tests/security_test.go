@@ -43,6 +43,9 @@ func TestContainerGetsPodmansDefaultCapabilitiesAndNoMore(t *testing.T) {
 		{"non-root user, no init", []string{"-u", "1000", "--no-init", "--cap-add", "CAP_NET_BIND_SERVICE"}, "0000000000000400", podman, "0000000000000400", "0000000000000400", "0000000000000400"},
 		{"drop all, add one", []string{"--cap-drop", "ALL", "--cap-add", "CHOWN"}, "0000000000000001", "0000000000000001", "0000000000000000", "0000000000000000", "0000000000000001"},
 		{"drop one", []string{"--cap-drop", "KILL"}, "00000000800405db", "00000000800405db", "0000000000000000", "0000000000000000", "00000000800405db"},
+		// Started through the holder (time offsets need it), not directly.
+		{"root, through the holder", []string{"--time-offset", "monotonic=1"}, podman, podman, "0000000000000000", "0000000000000000", podman},
+		{"non-root user, through the holder", []string{"--time-offset", "monotonic=1", "-u", "1000"}, "0000000000000000", podman, "0000000000000000", "0000000000000000", "0000000000000000"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := inContainer(t, "cat /proc/self/status", append(tc.flags, "--net", "none")...)
@@ -113,19 +116,25 @@ func TestRunnerBinaryCannotBeOverwrittenFromInsideCVE20195736(t *testing.T) {
 	done
 	/proc/self/exe --version >/dev/null 2>&1; echo "self: $(readlink /proc/self/exe)"
 	/proc/1/exe --version; ( echo pwned > /proc/1/exe ) 2>&1; true`
-	r := runAs(tester, nil, own, "run", "--net", "none", "--cap-add", "ALL", rootfs, "sh", "-c", script)
-	if r.code != 0 {
-		t.Fatalf("%s", r)
-	}
-	if strings.Count(r.stdout, "Read-only file system") < 2 {
-		t.Errorf("want the writes refused as read-only:\n%s", r.stdout)
-	}
-	if sum() != before {
-		t.Fatal("the binary on disk changed")
+	// Both ways init is started: directly by the runner, exec'd by its path
+	// (--net none), and by the holder, from a detached read-only clone of
+	// the binary (time offsets need the holder).
+	for _, how := range [][]string{{"--net", "none"}, {"--net", "none", "--time-offset", "monotonic=1"}} {
+		args := append(append([]string{own, "run"}, how...), "--cap-add", "ALL", rootfs, "sh", "-c", script)
+		r := runAs(tester, nil, args...)
+		if r.code != 0 {
+			t.Fatalf("%v: %s", how, r)
+		}
+		if strings.Count(r.stdout, "Read-only file system") < 2 {
+			t.Errorf("%v: want the writes refused as read-only:\n%s", how, r.stdout)
+		}
+		if sum() != before {
+			t.Fatalf("%v: the binary on disk changed", how)
+		}
 	}
 	// `isobox run ROOTFS /proc/self/exe`: the command is init's binary,
 	// read-only, never the file on disk.
-	r = runAs(tester, nil, own, "run", "--net", "none", rootfs, "/proc/self/exe", "--version")
+	r := runAs(tester, nil, own, "run", "--net", "none", rootfs, "/proc/self/exe", "--version")
 	if r.code != 0 || strings.TrimSpace(r.stdout) == "" {
 		t.Errorf("/proc/self/exe as the command: %s", r)
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -102,12 +103,7 @@ func holderMain() error {
 	}()
 	cmd.Wait()
 	close(quit)
-	ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
-	exit := Message{Kind: MsgExit, Code: ws.ExitStatus()}
-	if ws.Signaled() {
-		exit.Signal = int(ws.Signal())
-	}
-	if err := ch.send(exit); err != nil {
+	if err := ch.send(exitMessage(cmd.ProcessState)); err != nil {
 		return err
 	}
 	// Stay, holding the namespaces, until the runner hangs up: it may still
@@ -179,23 +175,41 @@ func setParentDeathSignal(parent int) error {
 	return nil
 }
 
-// dropCarriedCaps clears the ambient and inheritable sets that carried the
-// holder's capabilities over its own execve. They have done their work;
-// left in place they would pass on to init and to a non-root container user
-// (an inheritable set meets a file's inheritable capabilities at exec).
-// Capabilities are per thread: this thread is the one init is cloned from.
+// dropCarriedCaps clears the ambient and inheritable sets that carried a
+// stage's capabilities over its own execve (startHolder, startInit). They
+// have done their work; left in place they would pass on to init and to the
+// container's commands (an inheritable set meets a file's inheritable
+// capabilities at exec, and root's exec adds it to the permitted set).
+// Capabilities are per thread, and by now the Go runtime has started
+// threads of its own, each with the carried sets: they are cleared on all
+// of them, as any may later fork. A cgo build cannot (AllThreadsSyscall),
+// and then only this thread is cleared: enough for the holder, which clones
+// init from it; such a build never starts init directly (cgoBuild).
 func dropCarriedCaps() error {
-	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
-		return fmt.Errorf("prctl(PR_CAP_AMBIENT_CLEAR_ALL): %w", err)
-	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
 	if err := unix.Capget(&hdr, &data[0]); err != nil {
 		return fmt.Errorf("capget: %w", err)
 	}
 	data[0].Inheritable, data[1].Inheritable = 0, 0
-	if err := unix.Capset(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("capset: %w", err)
+	_, _, errno := syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0)
+	if errno == unix.ENOTSUP {
+		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+			return fmt.Errorf("prctl(PR_CAP_AMBIENT_CLEAR_ALL): %w", err)
+		}
+		if err := unix.Capset(&hdr, &data[0]); err != nil {
+			return fmt.Errorf("capset: %w", err)
+		}
+		return nil
+	}
+	if errno != 0 {
+		return fmt.Errorf("prctl(PR_CAP_AMBIENT_CLEAR_ALL) on all threads: %w", errno)
+	}
+	_, _, errno = syscall.AllThreadsSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0)
+	runtime.KeepAlive(&hdr)
+	runtime.KeepAlive(&data)
+	if errno != 0 {
+		return fmt.Errorf("capset on all threads: %w", errno)
 	}
 	return nil
 }

@@ -42,6 +42,11 @@ func initMain() error {
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
 		return fmt.Errorf("prctl(PR_SET_PDEATHSIG): %w", err)
 	}
+	// Started directly by the runner (no holder), init carries the
+	// capabilities raised as ambient for its exec; nothing it starts may.
+	if err := dropCarriedCaps(); err != nil {
+		return err
+	}
 	defaultIgnoredSignals()
 	// Handled from the first moment: the runner forwards signals as soon as
 	// init exists, and the kernel drops those a PID 1 does not handle. What

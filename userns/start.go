@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"sync/atomic"
 	"syscall"
@@ -12,7 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// holder is the running stage 1 and its channel.
+// holder is the running stage 1 and its channel; in a direct start (Run),
+// it is init itself, with no channel.
 type holder struct {
 	cmd     *exec.Cmd
 	ch      *channel
@@ -35,34 +37,57 @@ func startHolder(stage string, env []string, stdio [3]*os.File, extra ...*os.Fil
 		return nil, err
 	}
 	defer childEnd.Close()
-	h := &holder{
-		ch:   &channel{f: parentEnd, name: "holder"},
-		done: make(chan struct{}),
+	h := &holder{ch: &channel{f: parentEnd, name: "holder"}}
+	flags := uintptr(unix.CLONE_NEWUSER | unix.CLONE_NEWNS)
+	// The holder is the container's ancestor: a session of its own keeps
+	// the caller's terminal out of reach (TIOCSTI).
+	setsid := stage == stageHolder
+	if err := h.start(selfExe, stage, env, flags, setsid, stdio, append([]*os.File{childEnd}, extra...)); err != nil {
+		parentEnd.Close()
+		return nil, err
 	}
+	return h, nil
+}
+
+// startInit starts the container's init as this process's own child, in a
+// new user namespace and all the nested ones at once: the start without a
+// holder (see Run). exe must name this binary in init's new mount
+// namespace (directExe); channel becomes init's fd 3. The holder's other
+// fields stay empty: h.ch is nil, and h.initPid is the child itself.
+func startInit(exe string, flags uintptr, stdio [3]*os.File, channel *os.File) (*holder, error) {
+	h := &holder{}
+	if err := h.start(exe, stageInit, []string{}, unix.CLONE_NEWUSER|flags, true, stdio, []*os.File{channel}); err != nil {
+		return nil, err
+	}
+	h.initPid = h.cmd.Process.Pid
+	return h, nil
+}
+
+func (h *holder) start(path, stage string, env []string, flags uintptr, setsid bool, stdio [3]*os.File, files []*os.File) error {
+	h.done = make(chan struct{})
 	h.cmd = &exec.Cmd{
-		Path:       selfExe,
+		Path:       path,
 		Args:       []string{stage},
 		Env:        env,
 		Stdin:      stdio[0],
 		Stdout:     stdio[1],
 		Stderr:     stdio[2],
-		ExtraFiles: append([]*os.File{childEnd}, extra...),
+		ExtraFiles: files,
 		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS,
+			Cloneflags: flags,
+			Setsid:     setsid,
 			Pdeathsig:  syscall.SIGKILL,
 			// Capabilities in a new user namespace are lost at execve while
 			// the namespace has no maps yet (the uid is not 0 there). Raised
-			// as ambient before the exec, they survive it, so the holder
-			// can nest namespaces without exec'ing itself a second time.
+			// as ambient before the exec, they survive it, so the stage
+			// can nest namespaces or mount without exec'ing itself a
+			// second time. It clears them first thing (dropCarriedCaps).
 			AmbientCaps: boundingCaps(),
 		},
 	}
-	if stage == stageHolder {
-		h.cmd.SysProcAttr.Setsid = true
-	}
 	started := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // Pdeathsig: see above
+		runtime.LockOSThread() // Pdeathsig: see startHolder
 		defer runtime.UnlockOSThread()
 		if err := h.cmd.Start(); err != nil {
 			started <- err
@@ -73,10 +98,27 @@ func startHolder(stage string, env []string, stdio [3]*os.File, extra ...*os.Fil
 		close(h.done)
 	}()
 	if err := <-started; err != nil {
-		parentEnd.Close()
-		return nil, fmt.Errorf("start %s in a new user namespace: %w%s", stage, err, userNSHint(err))
+		return fmt.Errorf("start %s in a new user namespace: %w%s", stage, err, userNSHint(err))
 	}
-	return h, nil
+	return nil
+}
+
+// directExe names the running binary by its path, for init's exec in its
+// own new mount namespace, where that path leads to init's copy of the
+// mount, which init can then make read-only (rootfs: the old root). Through
+// /proc/self/exe, the exec would instead keep the runner's mount, which init
+// can do nothing about. ok is false when the path no longer leads to this
+// binary (it was replaced or deleted): the holder's start then seals it.
+func directExe() (path string, ok bool) {
+	name, err := os.Readlink(selfExe)
+	if err != nil || !filepath.IsAbs(name) {
+		return "", false
+	}
+	var self, named unix.Stat_t
+	if unix.Stat(selfExe, &self) != nil || unix.Stat(name, &named) != nil {
+		return "", false
+	}
+	return name, self.Dev == named.Dev && self.Ino == named.Ino
 }
 
 func (h *holder) kill() {
@@ -89,12 +131,37 @@ func (h *holder) kill() {
 		h.cmd.Process.Kill()
 	}
 	<-h.done
-	h.ch.Close()
+	if h.ch != nil {
+		h.ch.Close()
+	}
+}
+
+// exit waits for init to exit and says how: as the holder reports it, or,
+// in a direct start, from init's own wait status.
+func (h *holder) exit() (Message, error) {
+	if h.ch != nil {
+		m, _, err := h.ch.expect(MsgExit)
+		return m, err
+	}
+	<-h.done
+	return exitMessage(h.cmd.ProcessState), nil
+}
+
+// exitMessage is how a stage's end is reported: its code, or its signal.
+func exitMessage(ps *os.ProcessState) Message {
+	ws := ps.Sys().(syscall.WaitStatus)
+	m := Message{Kind: MsgExit, Code: ws.ExitStatus()}
+	if ws.Signaled() {
+		m.Signal = int(ws.Signal())
+	}
+	return m
 }
 
 // wait hangs up, which lets the holder exit once init is gone, and waits.
 func (h *holder) wait() {
-	h.ch.Close()
+	if h.ch != nil {
+		h.ch.Close()
+	}
 	<-h.done
 }
 

@@ -1,0 +1,6 @@
+//go:build !cgo
+
+package userns
+
+// cgoBuild: see dropCarriedCaps.
+const cgoBuild = false
