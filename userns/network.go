@@ -38,10 +38,16 @@ func setUpNetwork(h *holder, driver slirp.Driver, prepared <-chan slirp.Prepared
 	if !userMode && len(publishes) == 0 {
 		return n
 	}
-	stateDir, err := h.prepareState()
-	if err != nil {
-		n.err = err
-		return n
+	// Only the gvisor helper's socket and the port driver's state need the
+	// holder's private directory; slirp4netns and pasta use none, and the
+	// round trip to the holder is on the start's critical path.
+	var stateDir string
+	if driver == slirp.DriverGvisor || len(publishes) > 0 {
+		var err error
+		if stateDir, err = h.prepareState(); err != nil {
+			n.err = err
+			return n
+		}
 	}
 	if userMode {
 		net, err := slirp.Start(slirp.Options{Driver: driver, StateDir: stateDir, HolderPID: h.cmd.Process.Pid,
