@@ -56,33 +56,48 @@ var ReadonlyPaths = []string{
 // in a mount namespace of its own (see the package doc); on return the
 // working directory is "/" of the new root.
 func Prepare(s Spec) error {
+	pivot, err := PrepareToPivot(s)
+	if err != nil {
+		return err
+	}
+	return pivot()
+}
+
+// PrepareToPivot is Prepare without the pivot_root: the caller pivots, once,
+// with the function it returns, and until then keeps the host's files as
+// its root (a helper run in this mount namespace meanwhile finds the host's
+// programs, not the container's). The mounts stay in place on an error.
+func PrepareToPivot(s Spec) (pivotRoot func() error, err error) {
 	// Nothing done below may propagate back to the host's mounts.
 	if err := mount("", "/", "", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return err
+		return nil, err
 	}
 	if s.Overlay != nil {
 		if err := mountOverlay(s.Root, *s.Overlay); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	// pivot_root needs the new root to be a mount point: bind it onto itself.
 	if err := mount(s.Root, s.Root, "", "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return err
+		return nil, err
 	}
 	r, err := openRoot(s.Root) // opened after the bind: the fd is on the new mount
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer r.close()
 	steps := []func(*root, Spec) error{
 		mountProc, mountSys, mountDev, userMounts, readonlyDefaults, bindFiles, maskPaths, remountRootReadonly,
 	}
 	for _, step := range steps {
 		if err := step(r, s); err != nil {
-			return err
+			r.close()
+			return nil, err
 		}
 	}
-	return pivot(r)
+	return func() error {
+		defer r.close()
+		return pivot(r)
+	}, nil
 }
 
 // mountAt mounts onto unsafePath, resolved inside the root and created if

@@ -6,13 +6,14 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Configure brings up the tap that the driver created in the network
 // namespace at netnsPath: MTU, address, up, and the default route through
 // the gateway. It runs in the holder, which may act on that namespace (its
-// user namespace owns it), through a netlink socket opened inside it: init,
-// the container's PID 1, then keeps no netlink socket or poller of its own.
+// user namespace owns it), through a netlink socket opened inside it, and
+// closed before the container's command runs.
 func Configure(n *Network, netnsPath string) error {
 	ns, err := netns.GetFromPath(netnsPath)
 	if err != nil {
@@ -24,6 +25,22 @@ func Configure(n *Network, netnsPath string) error {
 		return fmt.Errorf("netlink in %s: %w", netnsPath, err)
 	}
 	defer h.Close()
+	return configure(h, n)
+}
+
+// ConfigureHere is Configure for a caller in the tap's network namespace
+// (init, started without a holder). Its /proc may not be its own yet, so it
+// names no namespace: the socket is opened where the caller is.
+func ConfigureHere(n *Network) error {
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("netlink: %w", err)
+	}
+	defer h.Close()
+	return configure(h, n)
+}
+
+func configure(h *netlink.Handle, n *Network) error {
 	link, err := h.LinkByName(n.Dev)
 	if err != nil {
 		return fmt.Errorf("find %s: %w", n.Dev, err)

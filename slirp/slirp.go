@@ -80,8 +80,9 @@ type Options struct {
 	// StateDir holds the gvisor driver's socket; it must be private to the
 	// caller.
 	StateDir string
-	// HolderPID has the user and mount namespaces nsenter joins; NetNS is
-	// the path of the network namespace the tap goes into.
+	// HolderPID has the user and mount namespaces nsenter joins (the
+	// holder's, or init's before it pivots); NetNS is the path of the
+	// network namespace the tap goes into.
 	HolderPID int
 	NetNS     string
 	// AllowHostLoopback lets the container reach the host's 127.0.0.1

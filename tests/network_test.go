@@ -267,3 +267,29 @@ func TestDataSentJustBeforeExitIsDelivered(t *testing.T) {
 		}
 	})
 }
+
+// The slirp4netns driver creates the tap by running nsenter and the host's
+// ip in the mount namespace of the process it is given. Without a holder
+// that process is init, so the host's root must still be init's root then:
+// a rootfs's own ip, planted everywhere PATH looks, is never what runs.
+func TestNetworkHelpersNeverRunTheRootfsPrograms(t *testing.T) {
+	requireBinary(t, "slirp4netns")
+	root := fresh(t)
+	planted := "#!/bin/sh\ntouch /ran-rootfs-ip\nexit 1\n"
+	for _, dir := range []string{"bin", "sbin", "usr/bin", "usr/sbin", "usr/local/bin", "usr/local/sbin"} {
+		if r := runAs(tester, nil, "mkdir", "-p", filepath.Join(root, dir)); r.code != 0 {
+			t.Fatal(r)
+		}
+		p := filepath.Join(root, dir, "ip")
+		if r := runAs(tester, strings.NewReader(planted), "sh", "-c", "rm -f "+p+"; cat > "+p+"; chmod 755 "+p); r.code != 0 {
+			t.Fatal(r)
+		}
+	}
+	r := isobox(t, "run", "--net", "slirp", root, "sh", "-c", "cat /sys/class/net/tap0/operstate; ls /ran-rootfs-ip 2>&1")
+	if r.code == 0 || !strings.Contains(r.stdout, "up") || !strings.Contains(r.stdout, "No such file") {
+		t.Fatalf("want tap0 up and no trace of the rootfs's ip (ls exits 1): %s", r)
+	}
+	if _, err := os.Stat(filepath.Join(root, "ran-rootfs-ip")); err == nil {
+		t.Fatal("the rootfs's ip ran")
+	}
+}

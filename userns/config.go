@@ -83,6 +83,11 @@ type Config struct {
 	// Files are shown at their paths in the container (/etc/hosts and
 	// /etc/resolv.conf for --net slirp).
 	Files []rootfs.File `json:"files,omitempty"`
+	// DirectNetwork: init was started by the runner itself (no holder) and
+	// gets a user-mode network. Its mount namespace is then the one the
+	// driver's helpers (nsenter, ip) run in, so init pivots only once the
+	// network is up, and configures the tap itself (MsgNetworkReady).
+	DirectNetwork bool `json:"directNetwork,omitempty"`
 }
 
 // HolderConfig is what the holder needs, sent with MsgMapsWritten.

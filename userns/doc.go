@@ -20,6 +20,17 @@
 //	         ├─ COMMAND        (with --no-init, init execs COMMAND instead)
 //	         └─ ...            processes `isobox exec` asked for (execserver.go)
 //
+// The holder is started only when needed: for time offsets, published
+// ports, and the gvisor and pasta drivers. Otherwise the parent clones init
+// itself with CLONE_NEWUSER and all the nested namespaces at once (and the
+// time namespace through clone3), writes the maps against init's PID while
+// init's runtime starts, and sends the config only then, so init never acts
+// before it is root of its namespace (startInit, directExe). With
+// slirp4netns, init is the driver's nsenter target and pivots only after
+// network-ready, whose message carries the tap's configuration for init to
+// apply (Config.DirectNetwork); the parent holds the network namespace open
+// for the helper's drain.
+//
 // With -d the parent's part is played by isobox:monitor, started in a new
 // session by `isobox run -d`, which returns once the command runs
 // (detach.go). The runner, either one, holds its container record's lock

@@ -68,26 +68,64 @@ func initMain() error {
 	} else {
 		closeAll(fds)
 	}
-	if err := setupContainer(c); err != nil {
-		return ch.fail(ExitSetup, err)
+	// Until it says its namespaces are ready, init may be the process whose
+	// mount namespace the runner's network driver is entering (nsenter):
+	// after a failure it waits, as the holder would, until the runner has
+	// stopped the driver and hangs up, so nsenter never meets a dead PID.
+	failEarly := func(code int, err error) error {
+		rep := ch.fail(code, err)
+		if c.DirectNetwork {
+			for {
+				if _, _, err := ch.recv(); err != nil {
+					break
+				}
+			}
+		}
+		return rep
+	}
+	pivotRoot, err := setupContainer(c)
+	if err != nil {
+		return failEarly(ExitSetup, err)
 	}
 	// What needs no network is done before saying so: the runner is
 	// setting the network up meanwhile, usually the longer of the two.
-	argv0, err := lookPath(c.Args[0], c.Env)
-	if err != nil {
-		return ch.fail(ExitNotFound, err)
+	// Started directly with a network (Config.DirectNetwork), init is the
+	// process whose mount namespace the driver's helpers enter, so it keeps
+	// the host's root until they are done.
+	var argv0 string
+	if !c.DirectNetwork {
+		if err := pivotRoot(); err != nil {
+			return ch.fail(ExitSetup, err)
+		}
+		if argv0, err = lookPath(c.Args[0], c.Env); err != nil {
+			return ch.fail(ExitNotFound, err)
+		}
 	}
 	var fork *forker
 	if !c.NoInit {
 		if fork, err = startForker(c); err != nil {
-			return ch.fail(ExitSetup, err)
+			return failEarly(ExitSetup, err)
 		}
 	}
 	if err := ch.send(Message{Kind: MsgNamespacesReady}); err != nil {
 		return err
 	}
-	if _, _, err := ch.expect(MsgNetworkReady); err != nil {
+	m, _, err = ch.expect(MsgNetworkReady)
+	if err != nil {
 		return err
+	}
+	if c.DirectNetwork {
+		if m.Network != nil {
+			if err := slirp.ConfigureHere(m.Network); err != nil {
+				return ch.fail(ExitSetup, err)
+			}
+		}
+		if err := pivotRoot(); err != nil {
+			return ch.fail(ExitSetup, err)
+		}
+		if argv0, err = lookPath(c.Args[0], c.Env); err != nil {
+			return ch.fail(ExitNotFound, err)
+		}
 	}
 	if c.NoInit {
 		return execCommand(ch, c, argv0)
@@ -95,14 +133,16 @@ func initMain() error {
 	return superviseCommand(ch, c, argv0, sigc, execListener, fork)
 }
 
-func setupContainer(c *Config) error {
+// setupContainer prepares the container's namespaces and root filesystem,
+// all but the pivot_root into it, which the caller does with pivotRoot.
+func setupContainer(c *Config) (pivotRoot func() error, err error) {
 	unix.Umask(0o022)
 	if err := unix.Sethostname([]byte(c.Hostname)); err != nil {
-		return fmt.Errorf("sethostname %q: %w", c.Hostname, err)
+		return nil, fmt.Errorf("sethostname %q: %w", c.Hostname, err)
 	}
 	if c.Net != NetHost {
 		if err := slirp.LoopbackUp(); err != nil {
-			return err
+			return nil, err
 		}
 		// ping without CAP_NET_RAW (not in the default set): ICMP echo
 		// sockets for the container's groups, in its own network namespace,
@@ -110,10 +150,10 @@ func setupContainer(c *Config) error {
 		// mapped gids.
 		rng := "0 " + strconv.FormatUint(uint64(mappedFromZero("/proc/self/gid_map")), 10)
 		if err := os.WriteFile("/proc/sys/net/ipv4/ping_group_range", []byte(rng), 0); err != nil {
-			return fmt.Errorf("net.ipv4.ping_group_range %s: %w", rng, err)
+			return nil, fmt.Errorf("net.ipv4.ping_group_range %s: %w", rng, err)
 		}
 	}
-	return rootfs.Prepare(rootfs.Spec{
+	return rootfs.PrepareToPivot(rootfs.Spec{
 		Root: c.Rootfs, TTYGroup: c.TTYGroup, Files: c.Files,
 		Mounts: c.Mounts, Readonly: c.Readonly, Overlay: c.Overlay,
 	})

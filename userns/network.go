@@ -14,7 +14,10 @@ import (
 type networkSetup struct {
 	stops  []func()
 	drains []func()
-	err    error
+	// configure is the tap's configuration for init to apply, when there
+	// is no holder to do it (Config.DirectNetwork).
+	configure *slirp.Network
+	err       error
 }
 
 // drain lets the helpers deliver what the container sent before it exited.
@@ -59,7 +62,9 @@ func setUpNetwork(h *holder, driver slirp.Driver, prepared <-chan slirp.Prepared
 		// A killed runner takes the helper along by its parent-death signal.
 		n.stops = append(n.stops, func() { net.Stop() })
 		n.drains = append(n.drains, net.Drain)
-		if !net.Configured {
+		if !net.Configured && h.ch == nil {
+			n.configure = &net.Network
+		} else if !net.Configured {
 			if err := h.ch.send(Message{Kind: MsgNetStart, Network: &net.Network, Opaque: net.ChildOpaque, Helper: net.Helper}); err != nil {
 				n.err = err
 				return n

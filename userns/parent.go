@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -139,13 +140,17 @@ func Run(o Options) (code int, err error) {
 	if !hc.Time && o.TimeOffsets != (TimeOffsets{}) {
 		return 0, setupError(errors.New("--time-offset: this kernel has no time namespaces (Linux 5.6+)"))
 	}
-	// The holder is needed for the network helpers (their nsenter target,
-	// with a mount namespace of its own and the host's files) and for time
-	// offsets (written after unshare, before init is cloned). Without
-	// either, init is cloned directly, in all its namespaces at once: one
-	// Go process fewer to start and to exit (about a third of the start).
+	// The holder is needed for time offsets (written after unshare, before
+	// init is cloned), for published ports and the gvisor and pasta drivers
+	// (their child sides run in it). Without those, init is cloned
+	// directly, in all its namespaces at once: one Go process fewer to
+	// start and to exit. With slirp4netns, init itself is then the
+	// process whose mount namespace the driver's nsenter joins, so it
+	// pivots only once the network is up (Config.DirectNetwork).
 	directPath, direct := directExe()
-	direct = direct && !cgoBuild && !userMode && len(o.Publish) == 0 && o.TimeOffsets == (TimeOffsets{})
+	direct = direct && !cgoBuild && len(o.Publish) == 0 && o.TimeOffsets == (TimeOffsets{}) &&
+		(!userMode || driver == slirp.DriverSlirp4netns)
+	cfg.DirectNetwork = direct && userMode
 	if direct && hc.Time {
 		flags |= unix.CLONE_NEWTIME // zero offsets: clone3 makes it
 	}
@@ -255,6 +260,15 @@ func Run(o Options) (code int, err error) {
 			return abortedCode(setupError(err))
 		}
 		log.Debug("holder ready", "pid", h.cmd.Process.Pid)
+	} else if userMode {
+		// Held here for the network's life: the driver is given this path,
+		// and the namespace must outlive init while the helper drains it.
+		netns, closeNetns, err := holdNetns(h.initPid)
+		if err != nil {
+			return abortedCode(setupError(err))
+		}
+		defer closeNetns()
+		h.netns = netns
 	}
 	if err := <-mapped; err != nil {
 		return abortedCode(setupError(fmt.Errorf("write id maps: %w", err)))
@@ -307,7 +321,7 @@ func Run(o Options) (code int, err error) {
 	if aborted.Load() != 0 {
 		return abortedCode(nil)
 	}
-	ready := Message{Kind: MsgNetworkReady}
+	ready := Message{Kind: MsgNetworkReady, Network: net.configure}
 	if err := initCh.send(ready); err != nil {
 		return abortedCode(setupError(err))
 	}
@@ -356,6 +370,17 @@ func Run(o Options) (code int, err error) {
 		return exitSignalShift + m.Signal, nil
 	}
 	return m.Code, nil
+}
+
+// holdNetns opens the network namespace of process pid and returns the path
+// that names it through this process's descriptor.
+func holdNetns(pid int) (path string, closeFn func(), err error) {
+	name := "/proc/" + strconv.Itoa(pid) + "/ns/net"
+	fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", nil, &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	return "/proc/" + strconv.Itoa(os.Getpid()) + "/fd/" + strconv.Itoa(fd), func() { unix.Close(fd) }, nil
 }
 
 // stageError keeps a stage's own exit code, else makes err a setup error.
