@@ -172,8 +172,15 @@ func Run(o Options) (code int, err error) {
 		err error
 	}
 	recordDone := make(chan recordReady, 1)
+	// Made once init's clone is under way, not competing with it for the
+	// CPU: the record is needed only when the config is sent, after the maps.
+	spawned := make(chan bool, 1)
 	go func() {
 		r := recordReady{c: o.Record}
+		if !<-spawned {
+			recordDone <- r
+			return
+		}
 		if r.c == nil && o.CreateRecord != nil {
 			r.c, r.err = o.CreateRecord()
 		}
@@ -219,6 +226,7 @@ func Run(o Options) (code int, err error) {
 		h, err = startHolder(stageHolder, []string{}, stdio, initChild)
 	}
 	initChild.Close()
+	spawned <- err == nil
 	if err != nil {
 		return 0, setupError(err)
 	}
