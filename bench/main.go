@@ -189,7 +189,7 @@ func run(bin string) error {
 		return err
 	}
 	results["idle_rss_mib isobox"], results["peak_rss_mib isobox"] = mem, peak
-	fmt.Printf("%-40s %6.1f MiB resident (target < 20), %.1f MiB at peak\n", "isobox (runner, holder, slirp4netns)", mem, peak)
+	fmt.Printf("%-40s %6.1f MiB resident (target < 20), %.1f MiB at peak\n", "isobox (runner, slirp4netns, holder if any)", mem, peak)
 	if pod != nil {
 		pm, ppeak, err := podmanIdleMemory(pod)
 		if err != nil {
@@ -299,7 +299,8 @@ func lastLine(b []byte) string {
 
 // isoboxIdleMemory starts a detached container that sleeps, and sums the
 // resident memory (VmRSS, once it idles) and the peak (VmHWM) of the
-// processes isobox runs outside it: the monitor, the holder, slirp4netns.
+// processes isobox runs outside it: the monitor, slirp4netns, and the
+// holder when the container needs one.
 func isoboxIdleMemory() (float64, float64, error) {
 	name := "bench-idle"
 	command(runner, "rm", "-f", name).Run()
@@ -326,12 +327,22 @@ func isoboxIdleMemory() (float64, float64, error) {
 	if initPid == 0 {
 		return 0, 0, fmt.Errorf("the idle container is not listed")
 	}
-	holder := parentOf(initPid)
-	monitor := parentOf(holder)
-	pids := []int{monitor, holder}
-	for _, p := range childrenOf(monitor) {
-		if p != holder {
-			pids = append(pids, p) // slirp4netns
+	// Up from init to the monitor: the holder, when there is one, is
+	// between them; the monitor's other children are the network helper.
+	var pids []int
+	for p := parentOf(initPid); ; p = parentOf(p) {
+		if p <= 1 {
+			return 0, 0, fmt.Errorf("no isobox:monitor above the idle container's init")
+		}
+		pids = append(pids, p)
+		if cl, _ := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline"); strings.HasPrefix(string(cl), "isobox:monitor") {
+			break
+		}
+	}
+	monitor := pids[len(pids)-1]
+	for _, c := range childrenOf(monitor) {
+		if c != initPid && (len(pids) < 2 || c != pids[len(pids)-2]) {
+			pids = append(pids, c) // slirp4netns
 		}
 	}
 	return sumStatus(pids, "VmRSS:"), sumStatus(pids, "VmHWM:"), nil

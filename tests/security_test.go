@@ -234,6 +234,14 @@ func TestSeccompBlocksWhatDockersDefaultProfileBlocks(t *testing.T) {
 	if got := capLine(t, inContainer(t, "cat /proc/self/status", "--net", "none"), "Seccomp"); got != "2" {
 		t.Errorf("Seccomp: %s, want 2 (filter)", got)
 	}
+	// Detached, the monitor starts the container: the same filter.
+	s := newStore(t)
+	s.must("run", "-d", "--name", "sec", "--net", "none", root, "sh", "-c", "grep Seccomp: /proc/self/status; sleep 1000")
+	waitLog(t, s, "sec", "Seccomp:")
+	if got := capLine(t, s.must("logs", "sec"), "Seccomp"); got != "2" {
+		t.Errorf("detached: Seccomp: %s, want 2 (filter)", got)
+	}
+	s.must("rm", "-f", "sec")
 	// A profile in Docker's JSON format, from a file.
 	profile := filepath.Join(userDir(tester, "seccomp"), "profile.json")
 	if err := os.WriteFile(profile, []byte(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}`), 0o644); err != nil {
