@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 
 	"github.com/rootless-containers/rootlesskit/v3/pkg/network"
 	"github.com/rootless-containers/rootlesskit/v3/pkg/network/pasta"
@@ -265,4 +266,18 @@ func Files(d Driver, hostname string) (hosts, resolv string) {
 		ContainerIP + "\t" + hostname + "\n"
 	resolv = "nameserver " + d.DNS() + "\n"
 	return hosts, resolv
+}
+
+// Expected is the network the driver will report, known before it starts
+// (its defaults, without --cidr): init configures the tap as soon as the
+// driver has created it, while the helper is still starting, and the
+// runner checks the driver's report against it.
+func (d Driver) Expected() Network {
+	return Network{Dev: "tap0", IP: ContainerIP, Netmask: 24, Gateway: d.Gateway(), DNS: []string{d.DNS()}, MTU: mtu}
+}
+
+// Equal reports whether n and o are the same configuration.
+func (n Network) Equal(o Network) bool {
+	return n.Dev == o.Dev && n.IP == o.IP && n.Netmask == o.Netmask && n.Gateway == o.Gateway &&
+		n.MTU == o.MTU && slices.Equal(n.DNS, o.DNS)
 }

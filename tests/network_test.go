@@ -293,3 +293,19 @@ func TestNetworkHelpersNeverRunTheRootfsPrograms(t *testing.T) {
 		t.Fatal("the rootfs's ip ran")
 	}
 }
+
+// A driver that fails before it has made the tap ends the start at once,
+// with its error: init, waiting for that tap to come up, is not waited for.
+func TestNetworkDriverFailingBeforeTheTapEndsTheStart(t *testing.T) {
+	requireBinary(t, "slirp4netns")
+	dir := userDir(tester, "failing-ip")
+	if err := os.WriteFile(filepath.Join(dir, "ip"), []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := runAs(tester, nil, "env", "PATH="+dir+":/usr/bin:/bin:/usr/sbin:/sbin", binary, "run", "--rm", "--net", "slirp", rootfs, "true")
+	if r.code != 125 || !strings.Contains(r.stderr, "tap0") {
+		t.Fatalf("want exit 125 naming the tap: %s", r)
+	}
+	checkOneErrorLine(t, r)
+	waitNoLeftovers(t)
+}

@@ -86,8 +86,10 @@ type Config struct {
 	// DirectNetwork: init was started by the runner itself (no holder) and
 	// gets a user-mode network. Its mount namespace is then the one the
 	// driver's helpers (nsenter, ip) run in, so init pivots only once the
-	// network is up, and configures the tap itself (MsgNetworkReady).
-	DirectNetwork bool `json:"directNetwork,omitempty"`
+	// tap is up, and configures it itself as Tap, the driver's known
+	// configuration (the runner checks the driver's report against it).
+	DirectNetwork bool           `json:"directNetwork,omitempty"`
+	Tap           *slirp.Network `json:"tap,omitempty"`
 }
 
 // HolderConfig is what the holder needs, sent with MsgMapsWritten.

@@ -68,10 +68,11 @@ func initMain() error {
 	} else {
 		closeAll(fds)
 	}
-	// Until it says its namespaces are ready, init may be the process whose
-	// mount namespace the runner's network driver is entering (nsenter):
-	// after a failure it waits, as the holder would, until the runner has
-	// stopped the driver and hangs up, so nsenter never meets a dead PID.
+	// Until the tap is up, init may be the process whose mount namespace
+	// the runner's network driver is entering (nsenter): after a failure
+	// before it says its namespaces are ready, it waits, as the holder
+	// would, until the runner has stopped the driver and hangs up, so
+	// nsenter never meets a dead PID.
 	failEarly := func(code int, err error) error {
 		rep := ch.fail(code, err)
 		if c.DirectNetwork {
@@ -90,16 +91,24 @@ func initMain() error {
 	// What needs no network is done before saying so: the runner is
 	// setting the network up meanwhile, usually the longer of the two.
 	// Started directly with a network (Config.DirectNetwork), init is the
-	// process whose mount namespace the driver's helpers enter, so it keeps
-	// the host's root until they are done.
-	var argv0 string
-	if !c.DirectNetwork {
-		if err := pivotRoot(); err != nil {
-			return ch.fail(ExitSetup, err)
+	// process whose mount namespace the driver's nsenter joins to create
+	// the tap, so it keeps the host's root until the tap is up, the
+	// driver's last step there; it configures the tap then, while the
+	// driver's helper is still starting.
+	if c.DirectNetwork {
+		if err := slirp.WaitLinkUp(c.Tap.Dev); err != nil {
+			return failEarly(ExitSetup, err)
 		}
-		if argv0, err = lookPath(c.Args[0], c.Env); err != nil {
-			return ch.fail(ExitNotFound, err)
+		if err := slirp.ConfigureHere(c.Tap); err != nil {
+			return failEarly(ExitSetup, err)
 		}
+	}
+	if err := pivotRoot(); err != nil {
+		return failEarly(ExitSetup, err)
+	}
+	argv0, err := lookPath(c.Args[0], c.Env)
+	if err != nil {
+		return failEarly(ExitNotFound, err)
 	}
 	var fork *forker
 	if !c.NoInit {
@@ -110,22 +119,8 @@ func initMain() error {
 	if err := ch.send(Message{Kind: MsgNamespacesReady}); err != nil {
 		return err
 	}
-	m, _, err = ch.expect(MsgNetworkReady)
-	if err != nil {
+	if _, _, err := ch.expect(MsgNetworkReady); err != nil {
 		return err
-	}
-	if c.DirectNetwork {
-		if m.Network != nil {
-			if err := slirp.ConfigureHere(m.Network); err != nil {
-				return ch.fail(ExitSetup, err)
-			}
-		}
-		if err := pivotRoot(); err != nil {
-			return ch.fail(ExitSetup, err)
-		}
-		if argv0, err = lookPath(c.Args[0], c.Env); err != nil {
-			return ch.fail(ExitNotFound, err)
-		}
 	}
 	if c.NoInit {
 		return execCommand(ch, c, argv0)

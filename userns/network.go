@@ -2,6 +2,7 @@ package userns
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"log/slog"
 	"strconv"
@@ -14,10 +15,7 @@ import (
 type networkSetup struct {
 	stops  []func()
 	drains []func()
-	// configure is the tap's configuration for init to apply, when there
-	// is no holder to do it (Config.DirectNetwork).
-	configure *slirp.Network
-	err       error
+	err    error
 }
 
 // drain lets the helpers deliver what the container sent before it exited.
@@ -63,7 +61,11 @@ func setUpNetwork(h *holder, driver slirp.Driver, prepared <-chan slirp.Prepared
 		n.stops = append(n.stops, func() { net.Stop() })
 		n.drains = append(n.drains, net.Drain)
 		if !net.Configured && h.ch == nil {
-			n.configure = &net.Network
+			// init configured the tap as the driver's defaults say.
+			if want := driver.Expected(); !net.Network.Equal(want) {
+				n.err = fmt.Errorf("%s: reported the network %+v, expected %+v", driver, net.Network, want)
+				return n
+			}
 		} else if !net.Configured {
 			if err := h.ch.send(Message{Kind: MsgNetStart, Network: &net.Network, Opaque: net.ChildOpaque, Helper: net.Helper}); err != nil {
 				n.err = err

@@ -150,7 +150,10 @@ func Run(o Options) (code int, err error) {
 	directPath, direct := directExe()
 	direct = direct && !cgoBuild && len(o.Publish) == 0 && o.TimeOffsets == (TimeOffsets{}) &&
 		(!userMode || driver == slirp.DriverSlirp4netns)
-	cfg.DirectNetwork = direct && userMode
+	if cfg.DirectNetwork = direct && userMode; cfg.DirectNetwork {
+		tap := driver.Expected()
+		cfg.Tap = &tap
+	}
 	if direct && hc.Time {
 		flags |= unix.CLONE_NEWTIME // zero offsets: clone3 makes it
 	}
@@ -313,8 +316,23 @@ func Run(o Options) (code int, err error) {
 	go func() {
 		netDone <- setUpNetwork(h, driver, prepared, netLog, userMode, o.AllowHostLoopback, o.Publish, log)
 	}()
-	_, _, nsErr := initCh.expect(MsgNamespacesReady)
-	net := <-netDone
+	// Both are awaited, in whichever order they end: with a direct network,
+	// init waits for the driver's tap, which a failed driver never makes.
+	nsReady := make(chan error, 1)
+	go func() {
+		_, _, err := initCh.expect(MsgNamespacesReady)
+		nsReady <- err
+	}()
+	var nsErr error
+	var net networkSetup
+	select {
+	case nsErr = <-nsReady:
+		net = <-netDone
+	case net = <-netDone:
+		if net.err == nil || !cfg.DirectNetwork {
+			nsErr = <-nsReady
+		}
+	}
 	defer net.stop()
 	if nsErr != nil {
 		return abortedCode(stageError(nsErr))
@@ -329,7 +347,7 @@ func Run(o Options) (code int, err error) {
 	if aborted.Load() != 0 {
 		return abortedCode(nil)
 	}
-	ready := Message{Kind: MsgNetworkReady, Network: net.configure}
+	ready := Message{Kind: MsgNetworkReady}
 	if err := initCh.send(ready); err != nil {
 		return abortedCode(setupError(err))
 	}
