@@ -98,6 +98,8 @@ func run(bin string) error {
 	fmt.Println("\n== 1. start to exit of /bin/true, no network (median of 21 after 3 warm-ups, interleaved)")
 	peers := []peer{
 		{"isobox --net none", []string{runner, "run", "--rm", "--net", "none", rootfs, "/bin/true"}},
+		// The single-id map bwrap and unshare -r write: no setuid helper.
+		{"isobox --net none --map single", []string{runner, "run", "--rm", "--net", "none", "--map", "single", rootfs, "/bin/true"}},
 	}
 	if p, err := exec.LookPath("bwrap"); err == nil {
 		peers = append(peers, peer{"bwrap --unshare-all", []string{p, "--unshare-all", "--uid", "0", "--gid", "0", "--bind", rootfs, "/", "--proc", "/proc", "--dev", "/dev", "/bin/true"}})
@@ -105,6 +107,13 @@ func run(bin string) error {
 		fmt.Println("bwrap: not installed, skipped (sudo apt-get install bubblewrap)")
 	}
 	peers = append(peers, peer{"unshare -r ... chroot", []string{"unshare", "-r", "--mount", "--pid", "--uts", "--ipc", "--net", "--cgroup", "--fork", "chroot", rootfs, "/bin/true"}})
+	// isobox's own mapping, through newuidmap and newgidmap (util-linux
+	// 2.38+): the same work for the user namespace, in C.
+	if out, err := command("unshare", "--map-auto", "-r", "true").CombinedOutput(); err == nil {
+		peers = append(peers, peer{"unshare --map-auto -r ... chroot", []string{"unshare", "--map-auto", "-r", "--mount", "--pid", "--uts", "--ipc", "--net", "--cgroup", "--fork", "chroot", rootfs, "/bin/true"}})
+	} else {
+		fmt.Printf("unshare --map-auto: cannot run here, skipped: %v %s\n", err, lastLine(out))
+	}
 	if pod != nil {
 		peers = append(peers, peer{"podman --network=none", pod.run("--network=none", podImage, "/bin/true")})
 	}
@@ -113,6 +122,8 @@ func run(bin string) error {
 	}
 	ratio(results, "start_ms isobox --net none", "start_ms bwrap --unshare-all", "isobox/bwrap, no network", "target <= 1.5")
 	ratio(results, "start_ms isobox --net none", "start_ms unshare -r ... chroot", "isobox/unshare, no network", "")
+	ratio(results, "start_ms isobox --net none", "start_ms unshare --map-auto -r ... chroot", "isobox/unshare --map-auto (both full mapping)", "")
+	ratio(results, "start_ms isobox --net none --map single", "start_ms bwrap --unshare-all", "isobox --map single/bwrap (both one id)", "")
 	ratio(results, "start_ms isobox --net none", "start_ms podman --network=none", "isobox/podman, no network", "")
 
 	fmt.Println("\n== 2. start to exit of /bin/true with user-mode networking")
