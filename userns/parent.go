@@ -224,7 +224,7 @@ func Run(o Options) (code int, err error) {
 
 	var h *holder
 	if direct {
-		h, err = startInit(directPath, flags, stdio, initChild)
+		h, err = startInit(directPath, flags, stdio, initChild, func(pid int) error { return idmap.Apply(pid, plan) })
 	} else {
 		h, err = startHolder(stageHolder, []string{}, stdio, initChild)
 	}
@@ -264,8 +264,11 @@ func Run(o Options) (code int, err error) {
 
 	// The maps can be written as soon as the new user namespace exists:
 	// while the Go runtime of its first process starts up, not after.
-	mapped := make(chan error, 1)
-	go func() { mapped <- idmap.Apply(h.cmd.Process.Pid, plan) }()
+	mapped := h.mapped
+	if mapped == nil {
+		mapped = make(chan error, 1)
+		go func() { mapped <- idmap.Apply(h.cmd.Process.Pid, plan) }()
+	}
 	if !direct {
 		if _, _, err := h.ch.expect(MsgReady); err != nil {
 			return abortedCode(setupError(err))
