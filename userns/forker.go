@@ -68,7 +68,9 @@ func (f *forker) forkExec(argv0 string, argv []string, attr *syscall.ProcAttr) (
 }
 
 // lockDown limits the calling thread, and so every process it forks or
-// becomes by exec, after init's own set-up needed everything: a session
+// becomes by exec, and nothing else: init's other threads keep what its
+// own set-up needs, so the two may run at once (Go starts new threads
+// from a clean template thread, never from a locked one). It gives a session
 // keyring of its own, the capability bounding set, no_new_privs unless
 // turned off, and the seccomp filter. The caller has locked its thread.
 func lockDown(c *Config) error {

@@ -84,6 +84,19 @@ func initMain() error {
 		}
 		return rep
 	}
+	// The forker's thread locks itself down (forker.go) on the other CPU
+	// while this one prepares the rootfs: neither depends on the other.
+	type started struct {
+		f   *forker
+		err error
+	}
+	forkerDone := make(chan started, 1)
+	if !c.NoInit {
+		go func() {
+			f, err := startForker(c)
+			forkerDone <- started{f, err}
+		}()
+	}
 	pivotRoot, err := setupContainer(c)
 	if err != nil {
 		return failEarly(ExitSetup, err)
@@ -112,9 +125,11 @@ func initMain() error {
 	}
 	var fork *forker
 	if !c.NoInit {
-		if fork, err = startForker(c); err != nil {
-			return failEarly(ExitSetup, err)
+		r := <-forkerDone
+		if r.err != nil {
+			return failEarly(ExitSetup, r.err)
 		}
+		fork = r.f
 	}
 	if err := ch.send(Message{Kind: MsgNamespacesReady}); err != nil {
 		return err
