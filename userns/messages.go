@@ -147,7 +147,7 @@ func (c *channel) recv() (Message, []int, error) {
 		return Message{}, nil, err
 	}
 	if rerr == unix.ECONNRESET {
-		rerr = nil // the peer died: same as a hang-up
+		n, rerr = 0, nil // the peer died: same as a hang-up (n was -1)
 	}
 	if rerr != nil {
 		return Message{}, nil, fmt.Errorf("receive from %s: %w", c.name, rerr)

@@ -1,0 +1,46 @@
+package userns
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// A peer that dies with a message of ours unread makes our next read fail
+// with ECONNRESET rather than return 0: it is a hang-up all the same.
+func TestRecvFromAPeerThatDiedUnreadIsAHangUp(t *testing.T) {
+	a, b, err := channelPair("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, theirs := &channel{f: a, name: "peer"}, &channel{f: b, name: "us"}
+	defer ours.Close()
+	if err := ours.send(Message{Kind: MsgConfig}); err != nil {
+		t.Fatal(err)
+	}
+	theirs.Close() // dies without reading
+	if _, _, err := ours.recv(); !errors.Is(err, errHungUp) {
+		t.Fatalf("recv after the peer died: %v, want a hang-up", err)
+	}
+}
+
+// A message is received whole, whatever its size.
+func TestRecvSizesItsBufferFromThePacket(t *testing.T) {
+	a, b, err := channelPair("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, theirs := &channel{f: a, name: "peer"}, &channel{f: b, name: "us"}
+	defer ours.Close()
+	defer theirs.Close()
+	for _, size := range []int{0, 1, 4096, 100000} {
+		env := []string{strings.Repeat("a", size)}
+		if err := ours.send(Message{Kind: MsgConfig, Config: &Config{Env: env}}); err != nil {
+			t.Fatal(err)
+		}
+		m, _, err := theirs.recv()
+		if err != nil || m.Config == nil || len(m.Config.Env[0]) != size {
+			t.Fatalf("size %d: %v", size, err)
+		}
+	}
+}
