@@ -222,9 +222,39 @@ func Run(o Options) (code int, err error) {
 	signal.Notify(sigc, runnerSignals...)
 	defer signal.Stop(sigc)
 
+	// The network needs init's network namespace and the maps (the tap's
+	// owner must be mapped): it is set up while init prepares the rootfs.
+	// In a direct start it begins on the thread that wrote the maps, the
+	// moment they are written. Its stops always run, whichever side fails.
+	netDone := make(chan networkSetup, 1)
+	var netEarly atomic.Bool
+	startNetwork := func(h *holder) {
+		go func() {
+			netDone <- setUpNetwork(h, driver, prepared, netLog, userMode, o.AllowHostLoopback, o.Publish, log)
+		}()
+	}
+	mapIDs := func(h *holder) error {
+		pid := h.cmd.Process.Pid
+		if err := idmap.Apply(pid, plan); err != nil {
+			return err
+		}
+		if userMode {
+			// Held here for the network's life: the driver is given this
+			// path, and the namespace must outlive init while the
+			// helper drains it.
+			netns, release, err := holdNetns(pid)
+			if err != nil {
+				return err
+			}
+			h.netns, h.releaseNetns = netns, release
+			netEarly.Store(true)
+			startNetwork(h)
+		}
+		return nil
+	}
 	var h *holder
 	if direct {
-		h, err = startInit(directPath, flags, stdio, initChild, func(pid int) error { return idmap.Apply(pid, plan) })
+		h, err = startInit(directPath, flags, stdio, initChild, mapIDs)
 	} else {
 		h, err = startHolder(stageHolder, []string{}, stdio, initChild)
 	}
@@ -274,18 +304,23 @@ func Run(o Options) (code int, err error) {
 			return abortedCode(setupError(err))
 		}
 		log.Debug("holder ready", "pid", h.cmd.Process.Pid)
-	} else if userMode {
-		// Held here for the network's life: the driver is given this path,
-		// and the namespace must outlive init while the helper drains it.
-		netns, closeNetns, err := holdNetns(h.initPid)
+	} else if userMode && h.mapped == nil {
+		netns, release, err := holdNetns(h.initPid)
 		if err != nil {
 			return abortedCode(setupError(err))
 		}
-		defer closeNetns()
-		h.netns = netns
+		h.netns, h.releaseNetns = netns, release
 	}
-	if err := <-mapped; err != nil {
-		return abortedCode(setupError(fmt.Errorf("write id maps: %w", err)))
+	mapErr := <-mapped
+	if h.releaseNetns != nil {
+		defer h.releaseNetns()
+	}
+	if mapErr != nil {
+		if netEarly.Load() {
+			n := <-netDone
+			n.stop()
+		}
+		return abortedCode(setupError(fmt.Errorf("write id maps: %w", mapErr)))
 	}
 	// A direct init waits for its config, so it does nothing as root of
 	// its namespace before it is root there.
@@ -312,13 +347,9 @@ func Run(o Options) (code int, err error) {
 		}
 	}
 	log.Debug("init started", "pid", h.initPid, "namespaces", CloneflagString(flags), "holder", !direct)
-	// The network needs only init's network namespace, which exists now:
-	// it is set up while init prepares the rootfs. Its stops always run,
-	// whichever side fails.
-	netDone := make(chan networkSetup, 1)
-	go func() {
-		netDone <- setUpNetwork(h, driver, prepared, netLog, userMode, o.AllowHostLoopback, o.Publish, log)
-	}()
+	if !netEarly.Load() {
+		startNetwork(h)
+	}
 	// Both are awaited, in whichever order they end: with a direct network,
 	// init waits for the driver's tap, which a failed driver never makes.
 	nsReady := make(chan error, 1)

@@ -21,6 +21,9 @@ type holder struct {
 	done    chan struct{}
 	initPid int
 	netns   string // the container's network namespace, held by the holder
+	// releaseNetns lets the namespace go, when this process holds it (a
+	// direct start with a network).
+	releaseNetns func()
 	// mapped reports the maps written while a direct init was stopped at
 	// its exec (startInit); nil when they were not.
 	mapped chan error
@@ -58,13 +61,13 @@ func startHolder(stage string, env []string, stdio [3]*os.File, extra ...*os.Fil
 // namespace (directExe); channel becomes init's fd 3. The holder's other
 // fields stay empty: h.ch is nil, and h.initPid is the child itself.
 //
-// mapIDs writes the namespace's maps. It runs while init is stopped at its
-// exec, before any of its code, when ptrace allows (h.mapped then reports
-// it): the setuid helpers then have the CPU to themselves instead of
+// mapIDs writes the namespace's maps, and starts what waits for them. It
+// runs while init is stopped at its exec, before any of its code, when
+// ptrace allows (h.mapped then reports it): the setuid helpers then have the CPU to themselves instead of
 // sharing it with init's Go runtime starting up (2.6 ms alone, 4.5-6.5 ms
 // beside a Go start, measured here). Where ptrace is not allowed,
 // h.mapped is nil and the caller writes the maps while init starts.
-func startInit(exe string, flags uintptr, stdio [3]*os.File, channel *os.File, mapIDs func(pid int) error) (*holder, error) {
+func startInit(exe string, flags uintptr, stdio [3]*os.File, channel *os.File, mapIDs func(*holder) error) (*holder, error) {
 	h := &holder{mapped: make(chan error, 1)}
 	err := h.start(exe, stageInit, []string{}, unix.CLONE_NEWUSER|flags, true, stdio, []*os.File{channel}, mapIDs)
 	if errors.Is(err, unix.EPERM) {
@@ -83,7 +86,7 @@ func startInit(exe string, flags uintptr, stdio [3]*os.File, channel *os.File, m
 // start starts the stage. With atExec, the child is traced (PTRACE_TRACEME)
 // so that it stops at its exec; atExec runs then, and the child goes on
 // (PTRACE_DETACH) or is killed after an error, which h.mapped reports.
-func (h *holder) start(path, stage string, env []string, flags uintptr, setsid bool, stdio [3]*os.File, files []*os.File, atExec func(pid int) error) error {
+func (h *holder) start(path, stage string, env []string, flags uintptr, setsid bool, stdio [3]*os.File, files []*os.File, atExec func(*holder) error) error {
 	h.done = make(chan struct{})
 	h.cmd = &exec.Cmd{
 		Path:       path,
@@ -155,7 +158,7 @@ func directExe() (path string, ok bool) {
 
 // stoppedAtExec waits for the traced child's stop at its exec, runs f, and
 // lets the child go on, or kills it when f fails.
-func (h *holder) stoppedAtExec(f func(pid int) error) error {
+func (h *holder) stoppedAtExec(f func(*holder) error) error {
 	pid := h.cmd.Process.Pid
 	var ws unix.WaitStatus
 	if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); err != nil {
@@ -167,7 +170,7 @@ func (h *holder) stoppedAtExec(f func(pid int) error) error {
 		// the start with it.
 		return fmt.Errorf("init ended at its exec (wait status %#x)", uint32(ws))
 	}
-	err := f(pid)
+	err := f(h)
 	if err != nil {
 		h.cmd.Process.Kill()
 	}
