@@ -175,12 +175,16 @@ func Run(o Options) (code int, err error) {
 		err error
 	}
 	recordDone := make(chan recordReady, 1)
+	// recordMade says whether it was: a start refused for its name must not
+	// have begun the network.
+	recordMade := make(chan bool, 1)
 	// Made once init's clone is under way, not competing with it for the
 	// CPU: the record is needed only when the config is sent, after the maps.
 	spawned := make(chan bool, 1)
 	go func() {
 		r := recordReady{c: o.Record}
 		if !<-spawned {
+			recordMade <- false
 			recordDone <- r
 			return
 		}
@@ -190,6 +194,7 @@ func Run(o Options) (code int, err error) {
 		if r.err == nil && r.c != nil && !cfg.NoInit {
 			r.l, r.err = listenExec(r.c.Dir)
 		}
+		recordMade <- r.err == nil
 		recordDone <- r
 	}()
 	// collect waits for that once; deferred here, it runs on every way out
@@ -222,23 +227,32 @@ func Run(o Options) (code int, err error) {
 	signal.Notify(sigc, runnerSignals...)
 	defer signal.Stop(sigc)
 
-	// The network needs init's network namespace and the maps (the tap's
-	// owner must be mapped): it is set up while init prepares the rootfs.
-	// In a direct start it begins on the thread that wrote the maps, the
-	// moment they are written. Its stops always run, whichever side fails.
+	// The network needs init's network namespace, the maps (the tap's
+	// owner must be mapped) and the record. In a direct start it begins on
+	// the goroutine that wrote the maps, the moment they are written, while
+	// init prepares the rootfs.
 	netDone := make(chan networkSetup, 1)
-	var netEarly atomic.Bool
+	var netStarted atomic.Bool
 	startNetwork := func(h *holder) {
+		netStarted.Store(true)
 		go func() {
 			netDone <- setUpNetwork(h, driver, prepared, netLog, userMode, o.AllowHostLoopback, o.Publish, log)
 		}()
 	}
-	mapIDs := func(h *holder) error {
+	var net *networkSetup
+	awaitNetwork := func() *networkSetup {
+		if net == nil {
+			n := <-netDone
+			net = &n
+		}
+		return net
+	}
+	mapDirect := func(h *holder) error {
 		pid := h.cmd.Process.Pid
 		if err := idmap.Apply(pid, plan); err != nil {
 			return err
 		}
-		if userMode {
+		if userMode && <-recordMade {
 			// Held here for the network's life: the driver is given this
 			// path, and the namespace must outlive init while the
 			// helper drains it.
@@ -247,14 +261,13 @@ func Run(o Options) (code int, err error) {
 				return err
 			}
 			h.netns, h.releaseNetns = netns, release
-			netEarly.Store(true)
 			startNetwork(h)
 		}
 		return nil
 	}
 	var h *holder
 	if direct {
-		h, err = startInit(directPath, flags, stdio, initChild, mapIDs)
+		h, err = startInit(directPath, flags, stdio, initChild)
 	} else {
 		h, err = startHolder(stageHolder, []string{}, stdio, initChild)
 	}
@@ -294,33 +307,42 @@ func Run(o Options) (code int, err error) {
 
 	// The maps can be written as soon as the new user namespace exists:
 	// while the Go runtime of its first process starts up, not after.
-	mapped := h.mapped
-	if mapped == nil {
-		mapped = make(chan error, 1)
-		go func() { mapped <- idmap.Apply(h.cmd.Process.Pid, plan) }()
+	mapped := make(chan error, 1)
+	go func() {
+		if direct {
+			mapped <- mapDirect(h)
+		} else {
+			mapped <- idmap.Apply(h.cmd.Process.Pid, plan)
+		}
+	}()
+	var mapErr error
+	mapsDone := false
+	awaitMaps := func() error {
+		if !mapsDone {
+			mapErr, mapsDone = <-mapped, true
+		}
+		return mapErr
 	}
+	// On every way out, before init is killed (h.kill, deferred before):
+	// the maps' goroutine is done with h, the network, if begun, is
+	// stopped, and then the namespace its helper used is let go.
+	defer func() {
+		awaitMaps()
+		if netStarted.Load() {
+			awaitNetwork().stop()
+		}
+		if h.releaseNetns != nil {
+			h.releaseNetns()
+		}
+	}()
 	if !direct {
 		if _, _, err := h.ch.expect(MsgReady); err != nil {
 			return abortedCode(setupError(err))
 		}
 		log.Debug("holder ready", "pid", h.cmd.Process.Pid)
-	} else if userMode && h.mapped == nil {
-		netns, release, err := holdNetns(h.initPid)
-		if err != nil {
-			return abortedCode(setupError(err))
-		}
-		h.netns, h.releaseNetns = netns, release
 	}
-	mapErr := <-mapped
-	if h.releaseNetns != nil {
-		defer h.releaseNetns()
-	}
-	if mapErr != nil {
-		if netEarly.Load() {
-			n := <-netDone
-			n.stop()
-		}
-		return abortedCode(setupError(fmt.Errorf("write id maps: %w", mapErr)))
+	if err := awaitMaps(); err != nil {
+		return abortedCode(setupError(fmt.Errorf("write id maps: %w", err)))
 	}
 	// A direct init waits for its config, so it does nothing as root of
 	// its namespace before it is root there.
@@ -347,7 +369,7 @@ func Run(o Options) (code int, err error) {
 		}
 	}
 	log.Debug("init started", "pid", h.initPid, "namespaces", CloneflagString(flags), "holder", !direct)
-	if !netEarly.Load() {
+	if !netStarted.Load() {
 		startNetwork(h)
 	}
 	// Both are awaited, in whichever order they end: with a direct network,
@@ -358,16 +380,15 @@ func Run(o Options) (code int, err error) {
 		nsReady <- err
 	}()
 	var nsErr error
-	var net networkSetup
 	select {
 	case nsErr = <-nsReady:
-		net = <-netDone
-	case net = <-netDone:
-		if net.err == nil || !cfg.DirectNetwork {
+		awaitNetwork()
+	case n := <-netDone:
+		net = &n
+		if n.err == nil || !cfg.DirectNetwork {
 			nsErr = <-nsReady
 		}
 	}
-	defer net.stop()
 	if nsErr != nil {
 		return abortedCode(stageError(nsErr))
 	}

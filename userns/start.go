@@ -24,10 +24,7 @@ type holder struct {
 	// releaseNetns lets the namespace go, when this process holds it (a
 	// direct start with a network).
 	releaseNetns func()
-	// mapped reports the maps written while a direct init was stopped at
-	// its exec (startInit); nil when they were not.
-	mapped chan error
-	killed atomic.Bool
+	killed       atomic.Bool
 }
 
 // stdStreams are this process's own standard streams.
@@ -48,7 +45,7 @@ func startHolder(stage string, env []string, stdio [3]*os.File, extra ...*os.Fil
 	// The holder is the container's ancestor: a session of its own keeps
 	// the caller's terminal out of reach (TIOCSTI).
 	setsid := stage == stageHolder
-	if err := h.start(selfExe, stage, env, flags, setsid, stdio, append([]*os.File{childEnd}, extra...), nil); err != nil {
+	if err := h.start(selfExe, stage, env, flags, setsid, stdio, append([]*os.File{childEnd}, extra...)); err != nil {
 		parentEnd.Close()
 		return nil, err
 	}
@@ -60,33 +57,16 @@ func startHolder(stage string, env []string, stdio [3]*os.File, extra ...*os.Fil
 // holder (see Run). exe must name this binary in init's new mount
 // namespace (directExe); channel becomes init's fd 3. The holder's other
 // fields stay empty: h.ch is nil, and h.initPid is the child itself.
-//
-// mapIDs writes the namespace's maps, and starts what waits for them. It
-// runs while init is stopped at its exec, before any of its code, when
-// ptrace allows (h.mapped then reports it): the setuid helpers then have the CPU to themselves instead of
-// sharing it with init's Go runtime starting up (2.6 ms alone, 4.5-6.5 ms
-// beside a Go start, measured here). Where ptrace is not allowed,
-// h.mapped is nil and the caller writes the maps while init starts.
-func startInit(exe string, flags uintptr, stdio [3]*os.File, channel *os.File, mapIDs func(*holder) error) (*holder, error) {
-	h := &holder{mapped: make(chan error, 1)}
-	err := h.start(exe, stageInit, []string{}, unix.CLONE_NEWUSER|flags, true, stdio, []*os.File{channel}, mapIDs)
-	if errors.Is(err, unix.EPERM) {
-		// PTRACE_TRACEME refused (Yama's ptrace_scope 3, a seccomp
-		// filter), or the namespaces were: the latter fails again alike.
-		h = &holder{}
-		err = h.start(exe, stageInit, []string{}, unix.CLONE_NEWUSER|flags, true, stdio, []*os.File{channel}, nil)
-	}
-	if err != nil {
+func startInit(exe string, flags uintptr, stdio [3]*os.File, channel *os.File) (*holder, error) {
+	h := &holder{}
+	if err := h.start(exe, stageInit, []string{}, unix.CLONE_NEWUSER|flags, true, stdio, []*os.File{channel}); err != nil {
 		return nil, err
 	}
 	h.initPid = h.cmd.Process.Pid
 	return h, nil
 }
 
-// start starts the stage. With atExec, the child is traced (PTRACE_TRACEME)
-// so that it stops at its exec; atExec runs then, and the child goes on
-// (PTRACE_DETACH) or is killed after an error, which h.mapped reports.
-func (h *holder) start(path, stage string, env []string, flags uintptr, setsid bool, stdio [3]*os.File, files []*os.File, atExec func(*holder) error) error {
+func (h *holder) start(path, stage string, env []string, flags uintptr, setsid bool, stdio [3]*os.File, files []*os.File) error {
 	h.done = make(chan struct{})
 	h.cmd = &exec.Cmd{
 		Path:       path,
@@ -106,29 +86,17 @@ func (h *holder) start(path, stage string, env []string, flags uintptr, setsid b
 			// can nest namespaces or mount without exec'ing itself a
 			// second time. It clears them first thing (dropCarriedCaps).
 			AmbientCaps: boundingCaps(),
-			Ptrace:      atExec != nil,
 		},
 	}
 	started := make(chan error, 1)
 	go func() {
-		// Pdeathsig (see startHolder), and ptrace: the tracer is the
-		// thread that forked, and only it may detach.
-		runtime.LockOSThread()
+		runtime.LockOSThread() // Pdeathsig: see startHolder
 		defer runtime.UnlockOSThread()
 		if err := h.cmd.Start(); err != nil {
 			started <- err
 			return
 		}
-		// Each send is followed by a yield: the next call blocks in a
-		// system call, and the goroutine just woken, queued on this
-		// thread's P, would wait until sysmon takes the P back (1.5 ms
-		// seen here, and up to 10 ms).
 		started <- nil
-		runtime.Gosched()
-		if atExec != nil {
-			h.mapped <- h.stoppedAtExec(atExec)
-			runtime.Gosched()
-		}
 		h.cmd.Wait()
 		close(h.done)
 	}()
@@ -154,31 +122,6 @@ func directExe() (path string, ok bool) {
 		return "", false
 	}
 	return name, self.Dev == named.Dev && self.Ino == named.Ino
-}
-
-// stoppedAtExec waits for the traced child's stop at its exec, runs f, and
-// lets the child go on, or kills it when f fails.
-func (h *holder) stoppedAtExec(f func(*holder) error) error {
-	pid := h.cmd.Process.Pid
-	var ws unix.WaitStatus
-	if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); err != nil {
-		h.cmd.Process.Kill()
-		return fmt.Errorf("wait for init's exec: %w", err)
-	}
-	if !ws.Stopped() {
-		// Gone already (killed): reaped here, so cmd.Wait will fail, and
-		// the start with it.
-		return fmt.Errorf("init ended at its exec (wait status %#x)", uint32(ws))
-	}
-	err := f(h)
-	if err != nil {
-		h.cmd.Process.Kill()
-	}
-	if derr := unix.PtraceDetach(pid); derr != nil && err == nil {
-		h.cmd.Process.Kill()
-		err = fmt.Errorf("ptrace(PTRACE_DETACH) init: %w", derr)
-	}
-	return err
 }
 
 func (h *holder) kill() {
