@@ -12,7 +12,7 @@
 // # Process tree
 //
 //	isobox run                 parent: caller's uid; maps, signals, terminal, exit status
-//	 ├─ newgidmap/newuidmap    run once against the holder's PID
+//	 ├─ newgidmap/newuidmap    run once against the holder's PID (or init's)
 //	 └─ isobox:holder          clone(NEWUSER|NEWNS); its mount namespace is the one
 //	     │                     network helpers can nsenter; unshares the time namespace
 //	     └─ isobox:init        clone(NEWPID|NEWNS|NEWUTS|NEWIPC|NEWNET|NEWCGROUP), PID 1:
@@ -26,10 +26,12 @@
 // time namespace through clone3), writes the maps against init's PID while
 // init's runtime starts, and sends the config only then, so init never acts
 // before it is root of its namespace (startInit, directExe). With
-// slirp4netns, init is the driver's nsenter target and pivots only after
-// network-ready, whose message carries the tap's configuration for init to
-// apply (Config.DirectNetwork); the parent holds the network namespace open
-// for the helper's drain.
+// slirp4netns, init is the driver's nsenter target: it waits until the
+// driver has brought the tap up, configures it with the driver's known
+// defaults (Config.DirectNetwork, Config.Tap; the parent checks the
+// driver's report against them), and only then pivots. The driver starts
+// as soon as the maps are written and the record exists, and the parent
+// holds the network namespace open for the helper's drain.
 //
 // With -d the parent's part is played by isobox:monitor, started in a new
 // session by `isobox run -d`, which returns once the command runs
@@ -92,10 +94,12 @@
 //
 // # Lifetimes
 //
-// The holder has SIGKILL as parent-death signal, tied to the runner thread
-// that forked it (kept locked for the holder's life); init sets the same
-// against the holder again at its start, because the signal does not
-// survive init's own execve. Killing the runner therefore kills the holder,
-// then init, and with PID 1 gone the kernel kills the whole PID namespace.
+// The holder, or a directly started init, has SIGKILL as parent-death
+// signal, tied to the runner thread that forked it (kept locked for the
+// child's life); init sets the same again at its start, against its
+// parent, because the signal does not survive init's own execve. Until
+// then, a runner that died leaves init reading from a closed channel, and
+// it exits. Killing the runner therefore kills the holder, then init, and
+// with PID 1 gone the kernel kills the whole PID namespace.
 // Every stage marks its descriptors from 3 up close-on-exec first.
 package userns
