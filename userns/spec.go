@@ -119,6 +119,21 @@ func ParseEnvArg(s string, lookup func(string) (string, bool)) (kv string, ok bo
 	return "", false, nil
 }
 
+// ParseEnvArgs parses every -e of a command line, in order (ParseEnvArg).
+func ParseEnvArgs(args []string, lookup func(string) (string, bool)) ([]string, error) {
+	var env []string
+	for _, a := range args {
+		kv, ok, err := ParseEnvArg(a, lookup)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			env = append(env, kv)
+		}
+	}
+	return env, nil
+}
+
 func validateEnvKey(k string) error {
 	if k == "" {
 		return errors.New("empty variable name")

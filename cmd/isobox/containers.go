@@ -244,15 +244,9 @@ func (e *ExecCmd) Run() error {
 			return err
 		}
 	}
-	var env []string
-	for _, kv := range e.Env {
-		v, ok, err := userns.ParseEnvArg(kv, os.LookupEnv)
-		if err != nil {
-			return err
-		}
-		if ok {
-			env = append(env, v)
-		}
+	env, err := userns.ParseEnvArgs(e.Env, os.LookupEnv)
+	if err != nil {
+		return err
 	}
 	_, info, err := lookup(e.Name)
 	if err != nil {

@@ -119,15 +119,11 @@ func (r *RunCmd) Validate() error {
 		}
 		env = append(env, e...)
 	}
-	for _, e := range r.Env {
-		kv, ok, err := userns.ParseEnvArg(e, os.LookupEnv)
-		if err != nil {
-			return err
-		}
-		if ok {
-			env = append(env, kv)
-		}
+	flagEnv, err := userns.ParseEnvArgs(r.Env, os.LookupEnv)
+	if err != nil {
+		return err
 	}
+	env = append(env, flagEnv...)
 	args := r.Command
 	if len(args) == 0 {
 		args = []string{"/bin/sh"}
