@@ -69,35 +69,36 @@ func parseCap(s string) (int, error) {
 	return 0, fmt.Errorf("unknown capability %q", s)
 }
 
+// parseCapList reads the names given to one of --cap-add and --cap-drop:
+// the set they name, and whether ALL was among them.
+func parseCapList(names []string) (set CapSet, all bool, err error) {
+	for _, n := range names {
+		if strings.EqualFold(n, "ALL") {
+			all = true
+			continue
+		}
+		c, err := parseCap(n)
+		if err != nil {
+			return 0, false, err
+		}
+		set |= 1 << c
+	}
+	return set, all, nil
+}
+
 // ApplyCapFlags is Docker's rule for --cap-add and --cap-drop over the
 // default set: ALL in --cap-drop empties it before the additions, ALL in
 // --cap-add fills it before the drops. It returns the set and, for a
 // non-root user, the capabilities to give as ambient: those added by name.
 func ApplyCapFlags(add, drop []string) (set, added CapSet, err error) {
 	set = DefaultCaps
-	var addSet, dropSet CapSet
-	addAll, dropAll := false, false
-	for _, a := range add {
-		if strings.EqualFold(a, "ALL") {
-			addAll = true
-			continue
-		}
-		c, err := parseCap(a)
-		if err != nil {
-			return 0, 0, fmt.Errorf("--cap-add: %w", err)
-		}
-		addSet |= 1 << c
+	addSet, addAll, err := parseCapList(add)
+	if err != nil {
+		return 0, 0, fmt.Errorf("--cap-add: %w", err)
 	}
-	for _, d := range drop {
-		if strings.EqualFold(d, "ALL") {
-			dropAll = true
-			continue
-		}
-		c, err := parseCap(d)
-		if err != nil {
-			return 0, 0, fmt.Errorf("--cap-drop: %w", err)
-		}
-		dropSet |= 1 << c
+	dropSet, dropAll, err := parseCapList(drop)
+	if err != nil {
+		return 0, 0, fmt.Errorf("--cap-drop: %w", err)
 	}
 	if addAll && dropAll {
 		return 0, 0, fmt.Errorf("--cap-add ALL and --cap-drop ALL contradict each other")
