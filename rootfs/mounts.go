@@ -170,6 +170,14 @@ func userMounts(r *root, s Spec) error {
 	return nil
 }
 
+// mountFlags are m's flags for mount(2): Flags, and MS_RDONLY for ro.
+func (m Mount) mountFlags() uintptr {
+	if m.Readonly {
+		return m.Flags | unix.MS_RDONLY
+	}
+	return m.Flags
+}
+
 func userMount(r *root, m Mount) error {
 	if m.Tmpfs() {
 		fd, err := r.destination(m.Dest, true)
@@ -177,11 +185,7 @@ func userMount(r *root, m Mount) error {
 			return err
 		}
 		defer unix.Close(fd)
-		flags := m.Flags
-		if m.Readonly {
-			flags |= unix.MS_RDONLY
-		}
-		return mount("tmpfs", fdPath(fd), r.display(m.Dest), "tmpfs", flags, m.Data)
+		return mount("tmpfs", fdPath(fd), r.display(m.Dest), "tmpfs", m.mountFlags(), m.Data)
 	}
 	// The source is the user's host path, trusted and followed; it is
 	// opened once and bound from its descriptor.
@@ -202,7 +206,8 @@ func userMount(r *root, m Mount) error {
 	if err := mount(fdPath(src), fdPath(dst), r.display(m.Dest), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return err
 	}
-	if !m.Readonly && m.Flags == 0 {
+	flags := m.mountFlags()
+	if flags == 0 {
 		return nil
 	}
 	// Flags of a bind are set by remounting it. Reopened: the old
@@ -212,10 +217,6 @@ func userMount(r *root, m Mount) error {
 		return err
 	}
 	defer unix.Close(top)
-	flags := m.Flags
-	if m.Readonly {
-		flags |= unix.MS_RDONLY
-	}
 	if err := remountBind(top, r.display(m.Dest), flags); err != nil {
 		return err
 	}
