@@ -34,7 +34,9 @@ func (n networkSetup) stop() {
 // setUpNetwork gives the container its user-mode network and published
 // ports: the holder's private state directory, the driver (its child side
 // and the tap's address in the holder), then the port driver. It talks only
-// to the holder, so it can run while init prepares the rootfs.
+// to the holder, so it can run while init prepares the rootfs. Without a
+// holder (h.ch is nil: slirp4netns with a direct init), init configures the
+// tap itself, and only the driver's report is checked here.
 func setUpNetwork(h *holder, driver slirp.Driver, prepared <-chan slirp.PreparedDriver, netLog io.Writer, userMode, allowHostLoopback bool, publishes []slirp.Publish, log *slog.Logger) (n networkSetup) {
 	if !userMode && len(publishes) == 0 {
 		return n

@@ -158,8 +158,9 @@ func Run(o Options) (code int, err error) {
 		flags |= unix.CLONE_NEWTIME // zero offsets: clone3 makes it
 	}
 
-	// init's channel: the config is queued in the socket before init
-	// exists, so it costs no round trip.
+	// init's channel: the config is queued in the socket once the maps
+	// are written, before the holder clones init, or while a direct init
+	// starts, so it costs no round trip.
 	initParent, initChild, err := channelPair("init")
 	if err != nil {
 		return 0, setupError(err)
@@ -167,8 +168,8 @@ func Run(o Options) (code int, err error) {
 	initCh := &channel{f: initParent, name: "init"}
 	defer initCh.Close()
 	// The record, and the socket in its directory on which init serves
-	// `isobox exec`, are made while the holder starts; the config, which
-	// hands the socket over, is queued before the holder may clone init.
+	// `isobox exec`, are made while the holder or init starts; the config
+	// hands the socket over.
 	type recordReady struct {
 		c   *state.Container
 		l   *os.File
