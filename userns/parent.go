@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -316,19 +317,13 @@ func Run(o Options) (code int, err error) {
 			mapped <- idmap.Apply(h.cmd.Process.Pid, plan)
 		}
 	}()
-	var mapErr error
-	mapsDone := false
-	awaitMaps := func() error {
-		if !mapsDone {
-			mapErr, mapsDone = <-mapped, true
-		}
-		return mapErr
-	}
+	// mapsResult waits, once, for the maps' goroutine.
+	mapsResult := sync.OnceValue(func() error { return <-mapped })
 	// On every way out, before init is killed (h.kill, deferred before):
 	// the maps' goroutine is done with h, the network, if begun, is
 	// stopped, and then the namespace its helper used is let go.
 	defer func() {
-		awaitMaps()
+		mapsResult()
 		if netStarted.Load() {
 			awaitNetwork().stop()
 		}
@@ -342,7 +337,7 @@ func Run(o Options) (code int, err error) {
 		}
 		log.Debug("holder ready", "pid", h.cmd.Process.Pid)
 	}
-	if err := awaitMaps(); err != nil {
+	if err := mapsResult(); err != nil {
 		return abortedCode(setupError(fmt.Errorf("write id maps: %w", err)))
 	}
 	// A direct init waits for its config, so it does nothing as root of
