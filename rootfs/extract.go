@@ -5,7 +5,6 @@ import (
 	"bufio"
 	"bytes"
 	"compress/bzip2"
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,6 +31,12 @@ type ExtractOptions struct {
 	Owners bool
 	// Progress, when set, is told the compressed bytes read so far.
 	Progress func(done int64)
+	// Layer says the archive is an image layer, unpacked into a directory
+	// of its own for overlayfs: its whiteouts (".wh.NAME") become
+	// overlayfs's (a 0/0 character device, which a user namespace may make
+	// since Linux 5.8) and ".wh..wh..opq" marks its directory opaque with
+	// user.overlay.opaque, what a mount with "userxattr" reads.
+	Layer bool
 }
 
 // ExtractStats counts what was unpacked and what was left out.
@@ -41,6 +48,8 @@ type ExtractStats struct {
 	Xattrs int
 	// Unmapped are owners outside the mapping, left to the caller.
 	Unmapped int
+	// Whiteouts are the layer's deletions and opaque directories.
+	Whiteouts int
 }
 
 // EntryError is an archive entry refused as unsafe, named.
@@ -52,10 +61,10 @@ type EntryError struct {
 func (e *EntryError) Error() string { return fmt.Sprintf("archive entry %q: %s", e.Name, e.Reason) }
 
 // Decompress recognizes gzip, bzip2, xz and zstd by their magic numbers
-// (so that stdin needs no name), or a plain tar. xz and zstd go through the
-// host's xz and zstd: Go packages for them would run their package
-// initialization in every isobox process, each container's start included,
-// for the sake of the odd import.
+// (so that stdin needs no name), or a plain tar. gzip and zstd, the
+// compressions of image layers, are decoded in-process by klauspost/compress
+// (faster than compress/gzip; the image puller links it anyway); xz goes
+// through the host's xz.
 func Decompress(r io.Reader) (io.ReadCloser, error) {
 	br := bufio.NewReaderSize(r, 1<<16)
 	head, err := br.Peek(6)
@@ -65,12 +74,16 @@ func Decompress(r io.Reader) (io.ReadCloser, error) {
 	switch {
 	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
 		return gzip.NewReader(br)
+	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		d, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, err
+		}
+		return d.IOReadCloser(), nil
 	case bytes.HasPrefix(head, []byte("BZh")):
 		return io.NopCloser(bzip2.NewReader(br)), nil
 	case bytes.HasPrefix(head, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
 		return filter(br, "xz", "xz-utils")
-	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		return filter(br, "zstd", "zstd")
 	}
 	return io.NopCloser(br), nil
 }
@@ -179,6 +192,15 @@ func Extract(r io.Reader, o ExtractOptions) (ExtractStats, error) {
 			return st, err
 		}
 		st.Entries++
+		if o.Layer {
+			if done, err := whiteout(root, name); done || err != nil {
+				if err != nil {
+					return st, &EntryError{name, err.Error()}
+				}
+				st.Whiteouts++
+				continue
+			}
+		}
 		if name != "." {
 			// A later entry for the same name replaces the earlier one, as
 			// tar does; a directory stays (its contents may follow).
@@ -296,6 +318,47 @@ func entryName(n string) (string, error) {
 		c = "."
 	}
 	return c, nil
+}
+
+// OpaqueXattr marks an overlayfs directory opaque in a user namespace.
+const OpaqueXattr = "user.overlay.opaque"
+
+// whiteout turns a layer's whiteout entry into overlayfs's form, inside
+// the root; done is false for an ordinary entry. name is already clean and
+// inside the root: the whiteout's target is its sibling.
+func whiteout(root *os.Root, name string) (done bool, err error) {
+	dir, base := path.Dir(name), path.Base(name)
+	if !strings.HasPrefix(base, ".wh.") {
+		return false, nil
+	}
+	if err := root.MkdirAll(dir, 0o755); err != nil {
+		return true, err
+	}
+	d, err := root.Open(dir)
+	if err != nil {
+		return true, err
+	}
+	defer d.Close()
+	switch target := strings.TrimPrefix(base, ".wh."); {
+	case base == ".wh..wh..opq":
+		if err := unix.Fsetxattr(int(d.Fd()), OpaqueXattr, []byte("y"), 0); err != nil {
+			return true, &os.PathError{Op: "setxattr " + OpaqueXattr, Path: dir, Err: err}
+		}
+		return true, nil
+	case strings.HasPrefix(target, ".wh."):
+		return true, nil // aufs's own bookkeeping (.wh..wh.plnk): nothing to show
+	case target == "" || target == "." || target == "..":
+		return true, errors.New("whiteout without a name")
+	default:
+		// The layer's own earlier entry of that name, if any, goes first.
+		if err := root.RemoveAll(path.Join(dir, target)); err != nil {
+			return true, err
+		}
+		if err := unix.Mknodat(int(d.Fd()), target, unix.S_IFCHR, 0); err != nil {
+			return true, &os.PathError{Op: "mknod whiteout", Path: path.Join(dir, target), Err: err}
+		}
+		return true, nil
+	}
 }
 
 // modeBits are the setuid, setgid and sticky bits of a tar mode.

@@ -17,6 +17,9 @@ type Overlay struct {
 	// Dir keeps the upper layer (DIR/upper, DIR/work) on the host for later
 	// inspection; empty for a tmpfs that is gone when the container exits.
 	Dir string `json:"dir,omitempty"`
+	// Lower are more read-only layers under the rootfs, topmost first: an
+	// image's layers, the rootfs being its top one.
+	Lower []string `json:"lower,omitempty"`
 }
 
 // scratchMounts are where the throw-away layer's tmpfs can go in the
@@ -31,7 +34,7 @@ var scratchMounts = []string{"/dev/shm", "/tmp", "/run", "/mnt"}
 func mountOverlay(root string, o Overlay) error {
 	upperBase := o.Dir
 	if upperBase == "" {
-		base, err := scratchFor(root)
+		base, err := scratchFor(append([]string{root}, o.Lower...))
 		if err != nil {
 			return err
 		}
@@ -46,24 +49,94 @@ func mountOverlay(root string, o Overlay) error {
 			return fmt.Errorf("--overlay: %w", err)
 		}
 	}
-	for _, p := range []string{root, upper, work} {
+	lower := append([]string{root}, o.Lower...)
+	for _, p := range append([]string{upper, work}, lower...) {
 		if strings.ContainsAny(p, ",:\\") {
 			return fmt.Errorf("--overlay: %q: overlayfs cannot take a path with ',', ':' or '\\\\'", p)
 		}
 	}
-	data := "lowerdir=" + root + ",upperdir=" + upper + ",workdir=" + work + ",userxattr"
-	err := mount("overlay", root, "", "overlay", 0, data)
+	data := "lowerdir=" + strings.Join(lower, ":") + ",upperdir=" + upper + ",workdir=" + work + ",userxattr"
+	var err error
+	if len(data) < maxMountData {
+		err = mount("overlay", root, "", "overlay", 0, data)
+	} else {
+		err = mountOverlayLayers(root, lower, upper, work)
+	}
 	if err != nil {
 		return fmt.Errorf("%w (overlayfs in a user namespace needs Linux 5.11 or later, and an upper layer on a filesystem with user xattrs: tmpfs since Linux 6.6; isobox has no fuse-overlayfs fallback)", err)
 	}
 	return nil
 }
 
-func scratchFor(root string) (string, error) {
+// maxMountData is what mount(2) copies of its option string: one page,
+// about 60 layers with a store's paths. Past it, the layers go one by one.
+const maxMountData = 4096
+
+// MaxLayers is overlayfs's limit on lower layers (FILESYSTEM_MAX_STACK_DEPTH
+// aside, OVL_MAX_STACK in fs/overlayfs).
+const MaxLayers = 500
+
+// mountOverlayLayers mounts overlayfs with the new mount API, one
+// "lowerdir+" call a layer (Linux 6.8+), so the number of layers is bounded
+// by overlayfs's own limit, not by a page of options.
+func mountOverlayLayers(root string, lower []string, upper, work string) error {
+	if len(lower) > MaxLayers {
+		return fmt.Errorf("overlay of %d layers: overlayfs stacks at most %d", len(lower), MaxLayers)
+	}
+	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return &os.PathError{Op: "fsopen", Path: "overlay", Err: err}
+	}
+	defer unix.Close(fsfd)
+	set := func(key, val string) error {
+		if err := unix.FsconfigSetString(fsfd, key, val); err != nil {
+			if errors.Is(err, unix.EINVAL) && key == "lowerdir+" {
+				return fmt.Errorf("overlay of %d layers: their paths exceed one page of mount options and this kernel has no \"lowerdir+\" (Linux 6.8+): %w", len(lower), err)
+			}
+			return &os.PathError{Op: "fsconfig " + key, Path: val, Err: err}
+		}
+		return nil
+	}
+	for _, l := range lower {
+		if err := set("lowerdir+", l); err != nil {
+			return err
+		}
+	}
+	if err := set("upperdir", upper); err != nil {
+		return err
+	}
+	if err := set("workdir", work); err != nil {
+		return err
+	}
+	if err := unix.FsconfigSetFlag(fsfd, "userxattr"); err != nil {
+		return &os.PathError{Op: "fsconfig userxattr", Path: "overlay", Err: err}
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return &os.PathError{Op: "fsconfig create", Path: "overlay", Err: err}
+	}
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "fsmount", Path: "overlay", Err: err}
+	}
+	defer unix.Close(mfd)
+	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, root, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return &os.PathError{Op: "move_mount", Path: root, Err: err}
+	}
+	return nil
+}
+
+// scratchFor picks the first of scratchMounts that holds none of layers.
+func scratchFor(layers []string) (string, error) {
+next:
 	for _, p := range scratchMounts {
 		st, err := os.Stat(p)
-		if err != nil || !st.IsDir() || root == p || strings.HasPrefix(root, p+"/") {
+		if err != nil || !st.IsDir() {
 			continue
+		}
+		for _, l := range layers {
+			if l == p || strings.HasPrefix(l, p+"/") {
+				continue next
+			}
 		}
 		return p, nil
 	}

@@ -78,6 +78,7 @@ type psEntry struct {
 	Status   string   `json:"status"`
 	ExitCode *int     `json:"exitCode"`
 	Command  []string `json:"command"`
+	Image    string   `json:"image"`
 	Ports    []string `json:"ports"`
 	Net      string   `json:"net"`
 	Uptime   float64  `json:"uptimeSeconds"`

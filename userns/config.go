@@ -46,15 +46,18 @@ type TimeOffsets struct {
 // Config is everything init needs to start the container. The parent fills
 // it in on the host and sends it to init before init exists.
 type Config struct {
-	Rootfs   string   `json:"rootfs"` // absolute host path
-	Args     []string `json:"args"`
-	Env      []string `json:"env"`
-	Workdir  string   `json:"workdir"`
-	UID      uint32   `json:"uid"`
-	GID      uint32   `json:"gid"`
-	Hostname string   `json:"hostname"`
-	Net      Net      `json:"net"`
-	TTY      bool     `json:"tty,omitempty"`
+	Rootfs  string   `json:"rootfs"` // absolute host path
+	Args    []string `json:"args"`
+	Env     []string `json:"env"`
+	Workdir string   `json:"workdir"`
+	// MakeWorkdir creates Workdir if missing, as Docker does for an
+	// image's WorkingDir and for -w.
+	MakeWorkdir bool   `json:"makeWorkdir,omitempty"`
+	UID         uint32 `json:"uid"`
+	GID         uint32 `json:"gid"`
+	Hostname    string `json:"hostname"`
+	Net         Net    `json:"net"`
+	TTY         bool   `json:"tty,omitempty"`
 	// Rows and Cols are the caller's window size for the new terminal.
 	Rows   uint16 `json:"rows,omitempty"`
 	Cols   uint16 `json:"cols,omitempty"`

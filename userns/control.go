@@ -60,16 +60,25 @@ func Kill(i state.Info, sig unix.Signal) error {
 	return WaitRunner(i)
 }
 
-// Stop sends SIGTERM to PID 1, SIGKILL if it has not exited after timeout,
-// and waits until the container and its runner are gone.
+// Stop sends SIGTERM (or the image's StopSignal) to PID 1, SIGKILL if it
+// has not exited after timeout, and waits until the container and its
+// runner are gone.
 func Stop(i state.Info, timeout time.Duration) error {
+	sig := unix.SIGTERM
+	if i.StopSignal != "" {
+		s, err := ParseSignal(i.StopSignal)
+		if err != nil {
+			return fmt.Errorf("the image's StopSignal: %w", err)
+		}
+		sig = s
+	}
 	fd, err := openPID1(i)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
-	if err := unix.PidfdSendSignal(fd, unix.SIGTERM, nil, 0); err != nil {
-		return fmt.Errorf("signal SIGTERM to PID %d: %w", i.PID, err)
+	if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil {
+		return fmt.Errorf("signal %v to PID %d: %w", sig, i.PID, err)
 	}
 	if !waitExit(fd, timeout) {
 		if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {

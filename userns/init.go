@@ -119,6 +119,11 @@ func initMain() error {
 	if err := pivotRoot(); err != nil {
 		return failEarly(ExitSetup, err)
 	}
+	if c.MakeWorkdir && c.Workdir != "" {
+		if err := os.MkdirAll(c.Workdir, 0o755); err != nil {
+			return failEarly(ExitCannotExec, fmt.Errorf("workdir: %w", err))
+		}
+	}
 	argv0, err := lookPath(c.Args[0], c.Env)
 	if err != nil {
 		return failEarly(ExitNotFound, err)

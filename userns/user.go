@@ -12,6 +12,13 @@ import (
 // the host for run, "/" inside the container for exec; never the host's).
 // A number that names no account is taken as is, with home "/".
 func ResolveUser(root, spec string) (uid, gid uint32, home string, err error) {
+	return ResolveUserIn(root, root, spec)
+}
+
+// ResolveUserIn is ResolveUser with /etc/passwd read under passwdRoot and
+// /etc/group under groupRoot: an image's layers may hold them apart.
+func ResolveUserIn(passwdRoot, groupRoot, spec string) (uid, gid uint32, home string, err error) {
+	root := passwdRoot
 	u, err := ParseUserSpec(spec)
 	if err != nil {
 		return 0, 0, "", err
@@ -31,7 +38,7 @@ func ResolveUser(root, spec string) (uid, gid uint32, home string, err error) {
 	if u.Group != "" {
 		if id, numeric := ParseID(u.Group); numeric {
 			gid = id
-		} else if gid, err = rootfs.LookupGroup(root, u.Group); err != nil {
+		} else if gid, err = rootfs.LookupGroup(groupRoot, u.Group); err != nil {
 			return 0, 0, "", fmt.Errorf("--user: %w", err)
 		}
 	}

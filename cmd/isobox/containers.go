@@ -60,6 +60,8 @@ type psEntry struct {
 	Ports    []string   `json:"ports"`
 	Net      string     `json:"net"`
 	Rootfs   string     `json:"rootfs"`
+	Image    string     `json:"image,omitempty"`
+	ImageID  string     `json:"imageId,omitempty"`
 	Created  time.Time  `json:"created"`
 }
 
@@ -84,7 +86,7 @@ func (p *PsCmd) Run() error {
 			continue
 		}
 		e := psEntry{Name: i.Name, Status: i.Status(), ExitCode: i.ExitCode, Command: i.Command,
-			Ports: i.Ports, Net: i.Net, Rootfs: i.Rootfs, Created: i.Created}
+			Ports: i.Ports, Net: i.Net, Rootfs: i.Rootfs, Image: i.Image, ImageID: i.ImageID, Created: i.Created}
 		if e.Ports == nil {
 			e.Ports = []string{}
 		}
@@ -107,7 +109,7 @@ func (p *PsCmd) Run() error {
 		return printJSON(entries)
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tPID\tSTATUS\tNET\tPORTS\tCOMMAND")
+	fmt.Fprintln(w, "NAME\tIMAGE\tPID\tSTATUS\tNET\tPORTS\tCOMMAND")
 	for _, e := range entries {
 		pid := "-"
 		if e.PID != 0 {
@@ -117,7 +119,11 @@ func (p *PsCmd) Run() error {
 		if ports == "" {
 			ports = "-"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, pid, describe(e, now), orDash(e.Net), ports, strings.Join(e.Command, " "))
+		img := e.Image
+		if img == "" {
+			img = e.Rootfs
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, img, pid, describe(e, now), orDash(e.Net), ports, strings.Join(e.Command, " "))
 	}
 	return w.Flush()
 }
@@ -326,26 +332,34 @@ func (r *RmCmd) Run() error {
 		if err != nil {
 			return err
 		}
-		if info.Running {
-			if !r.Force {
-				return fmt.Errorf("%q: %w: stop it first, or use rm -f", name, state.ErrRunning)
-			}
-			// A SIGKILL waits until the runner is gone; a container whose
-			// PID 1 is already gone has its runner still to wait for.
-			err := userns.Kill(info, syscall.SIGKILL)
-			if errors.Is(err, state.ErrNotRunning) {
-				err = userns.WaitRunner(info)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		if err := dir.Delete(name); err != nil && !errors.Is(err, state.ErrNoSuch) {
+		if err := removeContainer(dir, info, r.Force); err != nil {
 			return err
 		}
 		fmt.Println(name)
 		return nil
 	})
+}
+
+// removeContainer removes a record; force kills a running container first.
+func removeContainer(dir *state.Dir, info state.Info, force bool) error {
+	if info.Running {
+		if !force {
+			return fmt.Errorf("%q: %w: stop it first, or use rm -f", info.Name, state.ErrRunning)
+		}
+		// A SIGKILL waits until the runner is gone; a container whose
+		// PID 1 is already gone has its runner still to wait for.
+		err := userns.Kill(info, syscall.SIGKILL)
+		if errors.Is(err, state.ErrNotRunning) {
+			err = userns.WaitRunner(info)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := dir.Delete(info.Name); err != nil && !errors.Is(err, state.ErrNoSuch) {
+		return err
+	}
+	return nil
 }
 
 // LogsCmd is `isobox logs`.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/isobox/isobox/idmap"
 	"github.com/isobox/isobox/rootfs"
+	"github.com/isobox/isobox/rootfs/image/fetch"
 	"github.com/isobox/isobox/slirp"
 	"github.com/isobox/isobox/userns"
 	"github.com/isobox/isobox/userns/seccomp"
@@ -47,15 +48,23 @@ type RunCmd struct {
 	Detach      bool        `short:"d" help:"Run in the background: print the container's name once its command runs. Its output goes to 'isobox logs' (the last 1-2 MiB)."`
 	Name        string      `placeholder:"NAME" help:"Name the container ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 128 bytes; default a random one)."`
 	Rm          bool        `name:"rm" help:"Remove the container's record when it exits."`
+	Pull        string      `enum:"missing,always,never" default:"missing" help:"With an image: pull it when missing (default), always, or never."`
+	Entrypoint  *string     `placeholder:"CMD" help:"Replace the image's Entrypoint (and clear its Cmd); --entrypoint '' clears it."`
+	TLSVerify   bool        `name:"tls-verify" default:"true" negatable:"" help:"With an image to pull: require HTTPS and a valid certificate."`
+	Platform    string      `placeholder:"OS/ARCH[/VARIANT]" help:"With an image to pull: the platform to take from an index."`
 
-	Rootfs  string   `arg:"" placeholder:"ROOTFS" help:"Root filesystem directory."`
-	Command []string `arg:"" optional:"" passthrough:"" placeholder:"COMMAND [ARG...]" help:"Command to run (default /bin/sh)."`
+	Rootfs  string   `arg:"" placeholder:"ROOTFS|IMAGE" help:"Root filesystem directory (an existing directory, or a path starting with /, ./, ../ or ~), or an image reference."`
+	Command []string `arg:"" optional:"" passthrough:"" placeholder:"COMMAND [ARG...]" help:"Command to run (default the image's, or /bin/sh)."`
 
-	opts userns.Options
+	opts  userns.Options
+	env   []string // from -e and --env-file
+	image string   // the image reference, when Rootfs is one
 }
 
 // Validate checks the flags and builds the launcher's options, so that
-// every bad input is refused before anything is started.
+// every bad input is refused before anything is started. With an image,
+// what depends on it (its defaults, user names from its /etc/passwd) is
+// settled in Run, once it is found or pulled.
 func (r *RunCmd) Validate() error {
 	if r.Name != "" {
 		if err := state.ValidName(r.Name); err != nil {
@@ -81,20 +90,6 @@ func (r *RunCmd) Validate() error {
 	if err := userns.ValidateHostname(r.Hostname); err != nil {
 		return fmt.Errorf("--hostname: %w", err)
 	}
-	root, err := filepath.Abs(r.Rootfs)
-	if err != nil {
-		return err
-	}
-	st, err := os.Stat(root)
-	if err != nil {
-		return fmt.Errorf("rootfs: %w", err)
-	}
-	if !st.IsDir() {
-		return fmt.Errorf("rootfs %s: not a directory", root)
-	}
-	if root, err = filepath.EvalSymlinks(root); err != nil {
-		return fmt.Errorf("rootfs: %w", err)
-	}
 	offsets, err := userns.ParseTimeOffsets(r.TimeOffset)
 	if err != nil {
 		return err
@@ -102,9 +97,10 @@ func (r *RunCmd) Validate() error {
 	if r.Workdir != "" && !filepath.IsAbs(r.Workdir) {
 		return fmt.Errorf("--workdir %q: must be an absolute path", r.Workdir)
 	}
-	uid, gid, home, err := resolveUser(root, r.User)
-	if err != nil {
-		return err
+	if r.User != "" {
+		if _, err := userns.ParseUserSpec(r.User); err != nil {
+			return err
+		}
 	}
 	var env []string
 	for _, f := range r.EnvFile {
@@ -123,11 +119,7 @@ func (r *RunCmd) Validate() error {
 	if err != nil {
 		return err
 	}
-	env = append(env, flagEnv...)
-	args := r.Command
-	if len(args) == 0 {
-		args = []string{"/bin/sh"}
-	}
+	r.env = append(env, flagEnv...)
 	cwd, err := os.Getwd()
 	if err != nil {
 		return err
@@ -163,14 +155,11 @@ func (r *RunCmd) Validate() error {
 	if err != nil {
 		return err
 	}
+	if err := fetch.CheckPlatform(r.Platform); err != nil {
+		return err
+	}
 	r.opts = userns.Options{
 		Config: userns.Config{
-			Rootfs:      root,
-			Args:        args,
-			Env:         userns.BuildEnv(r.Hostname, home, os.Getenv("TERM"), env),
-			Workdir:     r.Workdir,
-			UID:         uid,
-			GID:         gid,
 			Hostname:    r.Hostname,
 			Net:         userns.Net(r.Net),
 			TTY:         r.TTY,
@@ -188,19 +177,118 @@ func (r *RunCmd) Validate() error {
 		AllowHostLoopback: r.AllowHostLoopback,
 		Publish:           publish,
 	}
+	if !isRootfsPath(r.Rootfs) {
+		r.image = r.Rootfs
+		return nil
+	}
+	root, err := rootfsDir(r.Rootfs)
+	if err != nil {
+		return err
+	}
+	return r.build(root, nil)
+}
+
+// isRootfsPath tells a root filesystem from an image reference: an
+// existing directory, or a path that starts with /, ./, ../ or ~.
+func isRootfsPath(arg string) bool {
+	for _, p := range []string{"/", "./", "../", "~"} {
+		if strings.HasPrefix(arg, p) {
+			return true
+		}
+	}
+	st, err := os.Stat(arg)
+	return err == nil && st.IsDir()
+}
+
+// rootfsDir checks the rootfs argument and returns its absolute real path.
+func rootfsDir(arg string) (string, error) {
+	if rest, ok := strings.CutPrefix(arg, "~"); ok && (rest == "" || rest[0] == '/') {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("rootfs %s: %w", arg, err)
+		}
+		arg = home + rest
+	}
+	root, err := filepath.Abs(arg)
+	if err != nil {
+		return "", err
+	}
+	st, err := os.Stat(root)
+	if err != nil {
+		return "", fmt.Errorf("rootfs: %w", err)
+	}
+	if !st.IsDir() {
+		return "", fmt.Errorf("rootfs %s: not a directory", root)
+	}
+	return filepath.EvalSymlinks(root)
+}
+
+// build completes the options for a rootfs at root, with an image's
+// defaults when img is set, combined with the command line as Docker does:
+// Entrypoint + Cmd, arguments replace Cmd, --entrypoint replaces
+// Entrypoint and clears Cmd; Env merged by key under -e; WorkingDir under
+// -w; User under -u.
+func (r *RunCmd) build(root string, img *imageRun) error {
+	c := &r.opts.Config
+	c.Rootfs = root
+	passwdRoot, groupRoot := root, root
+	var entrypoint, cmd, env []string
+	user, workdir := r.User, r.Workdir
+	if img != nil {
+		passwdRoot, groupRoot = img.fileRoot("etc/passwd"), img.fileRoot("etc/group")
+		entrypoint, cmd, env = img.config.Entrypoint, img.config.Cmd, img.config.Env
+		if user == "" {
+			user = img.config.User
+		}
+		if workdir == "" {
+			workdir = img.config.WorkingDir
+		}
+		c.MakeWorkdir = workdir != ""
+		if c.Overlay == nil {
+			c.Overlay = &rootfs.Overlay{}
+		}
+		c.Overlay.Lower = img.lower
+	}
+	if r.Entrypoint != nil {
+		entrypoint, cmd = nil, nil
+		if *r.Entrypoint != "" {
+			entrypoint = []string{*r.Entrypoint}
+		}
+	}
+	if len(r.Command) > 0 {
+		cmd = r.Command
+	}
+	c.Args = append(append([]string{}, entrypoint...), cmd...)
+	if len(c.Args) == 0 {
+		if img != nil {
+			return fmt.Errorf("no command: the image %s has no Entrypoint or Cmd; give one after its name", r.image)
+		}
+		c.Args = []string{"/bin/sh"}
+	}
+	var uid, gid uint32
+	home := "/root"
+	if user != "" {
+		var err error
+		if uid, gid, home, err = userns.ResolveUserIn(passwdRoot, groupRoot, user); err != nil {
+			return err
+		}
+	}
+	c.UID, c.GID, c.Workdir = uid, gid, workdir
+	c.Env = userns.BuildEnv(r.Hostname, home, os.Getenv("TERM"), append(append([]string{}, env...), r.env...))
 	return nil
 }
 
-// resolveUser turns --user into ids and a home directory (root, 0:0, by
-// default), looking names up in the rootfs, never on the host.
-func resolveUser(root, spec string) (uid, gid uint32, home string, err error) {
-	if spec == "" {
-		return 0, 0, "/root", nil
-	}
-	return userns.ResolveUser(root, spec)
-}
-
 func (r *RunCmd) Run(g *Globals, log *slog.Logger) error {
+	var img *imageRun
+	if r.image != "" {
+		var err error
+		if img, err = r.resolveImage(log); err != nil {
+			return err
+		}
+		if err := r.build(img.top, img); err != nil {
+			return err
+		}
+	}
 	dir, err := state.Open()
 	if err != nil {
 		return err
@@ -214,6 +302,9 @@ func (r *RunCmd) Run(g *Globals, log *slog.Logger) error {
 		AutoRemove: r.Rm,
 		Created:    time.Now(),
 		RunnerPID:  os.Getpid(),
+	}
+	if img != nil {
+		rec.Image, rec.ImageID, rec.StopSignal = img.name, img.img.ID, img.config.StopSignal
 	}
 	for _, p := range r.opts.Publish {
 		rec.Ports = append(rec.Ports, p.String())

@@ -80,13 +80,18 @@ func NewName() string {
 
 // Record is a container's state.json.
 type Record struct {
-	Name     string   `json:"name"`
-	Command  []string `json:"command"`
-	Rootfs   string   `json:"rootfs"`
-	Net      string   `json:"net"`
-	Ports    []string `json:"ports,omitempty"`
-	NoInit   bool     `json:"noInit,omitempty"`
-	Detached bool     `json:"detached,omitempty"`
+	Name    string   `json:"name"`
+	Command []string `json:"command"`
+	Rootfs  string   `json:"rootfs"`
+	// Image and ImageID name the image the container runs, if any;
+	// StopSignal is the image's, for stop.
+	Image      string   `json:"image,omitempty"`
+	ImageID    string   `json:"imageId,omitempty"`
+	StopSignal string   `json:"stopSignal,omitempty"`
+	Net        string   `json:"net"`
+	Ports      []string `json:"ports,omitempty"`
+	NoInit     bool     `json:"noInit,omitempty"`
+	Detached   bool     `json:"detached,omitempty"`
 	// AutoRemove: --rm, the runner removes the record when the container exits.
 	AutoRemove bool      `json:"autoRemove,omitempty"`
 	Created    time.Time `json:"created"`

@@ -1,0 +1,546 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/isobox/isobox/rootfs/image"
+	"github.com/isobox/isobox/rootfs/image/fetch"
+	"github.com/isobox/isobox/userns"
+	"github.com/isobox/isobox/userns/state"
+)
+
+// The image commands: podman's names and flags. They work on the caller's
+// image store (rootfs/image) and bring images in with rootfs/image/fetch;
+// the layers are unpacked by userns in a user namespace with run's mapping.
+
+// images is what every image command opens.
+type images struct {
+	store *image.Store
+	regs  *fetch.Registries
+	log   *slog.Logger
+}
+
+func openImages(log *slog.Logger) (*images, error) {
+	s, err := image.Open()
+	if err != nil {
+		return nil, err
+	}
+	regs, err := fetch.LoadRegistries()
+	if err != nil {
+		return nil, fmt.Errorf("registries.conf: %w", err)
+	}
+	return &images{store: s, regs: regs, log: log}, nil
+}
+
+// options are fetch's options for this store.
+func (im *images) options(tlsVerify bool, platform string, quiet bool) fetch.Options {
+	return fetch.Options{
+		Store: im.store, Registries: im.regs, Platform: platform, TLSVerify: tlsVerify,
+		Progress: os.Stderr, Quiet: quiet,
+		Unpack: func(jobs []image.UnpackJob) error {
+			return userns.UnpackLayers(userns.UnpackRequest{Store: im.store.Root(), Jobs: jobs, Quiet: quiet}, im.log)
+		},
+	}
+}
+
+// interruptible is a context cancelled by SIGINT or SIGTERM, so that an
+// interrupted pull removes what it had fetched.
+func interruptible() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// find looks ref up in the store: by the names a short name may mean, by
+// its exact name, or by ID.
+func (im *images) find(ref string) (image.Image, error) {
+	names := im.regs.LocalNames(ref)
+	names = append(names, ref)
+	return im.store.Find(ref, names...)
+}
+
+// collect removes from the disk what no image uses any more (retired
+// layers, and what killed pulls left), as root of the user namespace: the
+// files belong to subordinate ids.
+func (im *images) collect() error {
+	garbage, err := im.store.Garbage()
+	if err != nil || len(garbage) == 0 {
+		return err
+	}
+	return userns.RunMappedTask(userns.MappedTaskOptions{Task: "remove", Args: garbage, Logger: im.log})
+}
+
+// PullCmd is `isobox pull`.
+type PullCmd struct {
+	Platform  string `placeholder:"OS/ARCH[/VARIANT]" help:"Platform to pull from an image index (default this host's)."`
+	TLSVerify bool   `name:"tls-verify" default:"true" negatable:"" help:"Require HTTPS and a valid certificate (registries on localhost and 127.0.0.1 use HTTP anyway)."`
+	Quiet     bool   `short:"q" help:"Print only the image ID."`
+	Ref       string `arg:"" placeholder:"REF" help:"Image reference: [REGISTRY/]REPOSITORY[:TAG|@DIGEST]; a short name is resolved through registries.conf (default docker.io)."`
+}
+
+func (p *PullCmd) Run(log *slog.Logger) error {
+	im, err := openImages(log)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := interruptible()
+	defer cancel()
+	img, err := fetch.Pull(ctx, p.Ref, im.options(p.TLSVerify, p.Platform, p.Quiet))
+	if err != nil {
+		return fmt.Errorf("pull %s: %w", p.Ref, err)
+	}
+	fmt.Println(image.Hex(img.ID))
+	return nil
+}
+
+// LoadCmd is `isobox load`.
+type LoadCmd struct {
+	Input string `short:"i" name:"input" placeholder:"FILE|DIR" help:"Archive or OCI layout to load (default the argument, or standard input)."`
+	Quiet bool   `short:"q" help:"Print only the image IDs."`
+	Path  string `arg:"" optional:"" placeholder:"FILE|DIR" help:"A docker save archive (plain or compressed), an OCI layout directory, or a tar of one."`
+}
+
+func (l *LoadCmd) Run(log *slog.Logger) error {
+	src := l.Input
+	if src == "" {
+		src = l.Path
+	}
+	im, err := openImages(log)
+	if err != nil {
+		return err
+	}
+	if src == "" || src == "-" {
+		if term.IsTerminal(int(os.Stdin.Fd())) {
+			return errors.New("load: give an archive (-i FILE), or pipe one in")
+		}
+		f, err := im.store.TempFile("stdin")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(f.Name())
+		_, err = io.Copy(f, bufio.NewReaderSize(os.Stdin, 1<<20))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("load: standard input: %w", err)
+		}
+		src = f.Name()
+	}
+	ctx, cancel := interruptible()
+	defer cancel()
+	ids, err := fetch.Load(ctx, src, im.options(true, "", l.Quiet))
+	if err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	for _, id := range ids {
+		if l.Quiet {
+			fmt.Println(image.Hex(id))
+			continue
+		}
+		img, err := im.store.Find(id)
+		if err == nil && len(img.Names) > 0 {
+			fmt.Println("Loaded image: " + strings.Join(img.Names, ", "))
+		} else {
+			fmt.Println("Loaded image: " + image.Hex(id))
+		}
+	}
+	return nil
+}
+
+// ImagesCmd is `isobox images`.
+type ImagesCmd struct {
+	Quiet   bool `short:"q" help:"Print only the image IDs."`
+	JSON    bool `name:"json" help:"Print a JSON array, one object per image."`
+	Digests bool `help:"Show the manifests' digests."`
+}
+
+type imageEntry struct {
+	ID       string    `json:"Id"`
+	Names    []string  `json:"Names"`
+	Digests  []string  `json:"Digests"`
+	Created  time.Time `json:"Created"`
+	Size     int64     `json:"Size"`
+	Layers   int       `json:"Layers"`
+	Platform string    `json:"Platform,omitempty"`
+}
+
+func (c *ImagesCmd) Run(log *slog.Logger) error {
+	im, err := openImages(log)
+	if err != nil {
+		return err
+	}
+	imgs, err := im.store.Images()
+	if err != nil {
+		return err
+	}
+	if c.Quiet {
+		for _, img := range imgs {
+			fmt.Println(img.ShortID())
+		}
+		return nil
+	}
+	if c.JSON {
+		out := []imageEntry{}
+		for _, img := range imgs {
+			out = append(out, imageEntry{ID: image.Hex(img.ID), Names: orEmpty(img.Names), Digests: orEmpty(img.Digests),
+				Created: img.Created, Size: size(img), Layers: len(img.Layers), Platform: img.Platform})
+		}
+		return printJSON(out)
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
+	if c.Digests {
+		fmt.Fprintln(w, "REPOSITORY\tTAG\tDIGEST\tIMAGE ID\tCREATED\tSIZE")
+	} else {
+		fmt.Fprintln(w, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
+	}
+	now := time.Now()
+	for _, img := range imgs {
+		names := img.Names
+		if len(names) == 0 {
+			names = []string{"<none>:<none>"}
+		}
+		digest := "<none>"
+		if len(img.Digests) > 0 {
+			_, digest, _ = strings.Cut(img.Digests[0], "@")
+		}
+		for _, n := range names {
+			repo, tag := splitTag(n)
+			created := "-"
+			if !img.Created.IsZero() {
+				created = human(now.Sub(img.Created)) + " ago"
+			}
+			if c.Digests {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", repo, tag, digest, img.ShortID(), created, humanSize(size(img)))
+			} else {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", repo, tag, img.ShortID(), created, humanSize(size(img)))
+			}
+		}
+	}
+	return w.Flush()
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// size is the image's layers as the registry served them.
+func size(img image.Image) int64 {
+	var n int64
+	for _, l := range img.Layers {
+		n += l.Size
+	}
+	return n
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.3g GB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.3g MB", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.3g kB", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// splitTag splits "REGISTRY/REPO:TAG" (or "@DIGEST").
+func splitTag(n string) (repo, tag string) {
+	if i := strings.LastIndex(n, "@"); i >= 0 {
+		return n[:i], "<none>"
+	}
+	if i := strings.LastIndex(n, ":"); i > strings.LastIndex(n, "/") {
+		return n[:i], n[i+1:]
+	}
+	return n, "<none>"
+}
+
+// ImageCmd groups `isobox image ...`.
+type ImageCmd struct {
+	Ls      ImagesCmd       `cmd:"" aliases:"list" help:"List stored images."`
+	Inspect ImageInspectCmd `cmd:"" help:"Print images' configs as JSON."`
+	Rm      RmiCmd          `cmd:"" help:"Remove images."`
+	Prune   ImagePruneCmd   `cmd:"" help:"Remove images no container uses, and layers no image uses."`
+	Pull    PullCmd         `cmd:"" help:"Pull an image from a registry."`
+	Load    LoadCmd         `cmd:"" help:"Load images from an archive."`
+}
+
+// ImageInspectCmd is `isobox image inspect`.
+type ImageInspectCmd struct {
+	Refs []string `arg:"" placeholder:"REF|ID" help:"Images."`
+}
+
+func (c *ImageInspectCmd) Run(log *slog.Logger) error {
+	im, err := openImages(log)
+	if err != nil {
+		return err
+	}
+	var out []map[string]any
+	for _, ref := range c.Refs {
+		img, err := im.find(ref)
+		if err != nil {
+			return err
+		}
+		raw, err := im.store.Config(img)
+		if err != nil {
+			return err
+		}
+		var cfg map[string]any
+		if err := json.Unmarshal(raw, &cfg); err != nil {
+			return fmt.Errorf("config of %s: %w", img.ShortID(), err)
+		}
+		var layers []string
+		for _, l := range img.Layers {
+			layers = append(layers, l.Digest)
+		}
+		out = append(out, map[string]any{
+			"Id": image.Hex(img.ID), "Digest": firstDigest(img), "RepoTags": orEmpty(img.Names), "RepoDigests": orEmpty(img.Digests),
+			"Created": cfg["created"], "Architecture": cfg["architecture"], "Os": cfg["os"], "Variant": cfg["variant"],
+			"Config": cfg["config"], "RootFS": cfg["rootfs"], "History": cfg["history"], "Layers": layers,
+			"Size": size(img), "Author": cfg["author"],
+		})
+	}
+	return printJSON(out)
+}
+
+func firstDigest(img image.Image) string {
+	if len(img.Digests) == 0 {
+		return ""
+	}
+	_, d, _ := strings.Cut(img.Digests[0], "@")
+	return d
+}
+
+// RmiCmd is `isobox rmi`.
+type RmiCmd struct {
+	Force bool     `short:"f" help:"Remove the containers that use the image first."`
+	All   bool     `short:"a" help:"Remove every image."`
+	Refs  []string `arg:"" optional:"" placeholder:"REF|ID" help:"Images; a name removes that name only while the image has others."`
+}
+
+func (c *RmiCmd) Run(log *slog.Logger) error {
+	if !c.All && len(c.Refs) == 0 {
+		return errors.New("rmi: name at least one image, or -a")
+	}
+	if c.All && len(c.Refs) > 0 {
+		return errors.New("rmi: -a takes no image names")
+	}
+	im, err := openImages(log)
+	if err != nil {
+		return err
+	}
+	refs := c.Refs
+	if c.All {
+		imgs, err := im.store.Images()
+		if err != nil {
+			return err
+		}
+		for _, img := range imgs {
+			refs = append(refs, image.Hex(img.ID))
+		}
+	}
+	err = forEach(refs, func(ref string) error {
+		img, err := im.find(ref)
+		if err != nil {
+			return err
+		}
+		// A name of an image that has others is only untagged (Docker's
+		// and podman's rule); an ID, or the last name, removes the image.
+		if name := matchedName(img, im.regs.LocalNames(ref), ref); name != "" && len(img.Names) > 1 && !c.All {
+			if _, err := im.store.Untag(img, name); err != nil {
+				return err
+			}
+			fmt.Println("Untagged: " + name)
+			return nil
+		}
+		if err := im.releaseContainers(img, c.Force); err != nil {
+			return err
+		}
+		if err := im.store.Delete(img.ID); err != nil {
+			return err
+		}
+		for _, n := range img.Names {
+			fmt.Println("Untagged: " + n)
+		}
+		fmt.Println("Deleted: " + image.Hex(img.ID))
+		return nil
+	})
+	if cerr := im.collect(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func matchedName(img image.Image, candidates []string, ref string) string {
+	for _, c := range append(candidates, ref) {
+		for _, n := range img.Names {
+			if n == c {
+				return n
+			}
+		}
+	}
+	return ""
+}
+
+// containersOf are the caller's containers, running or not, made from img.
+func containersOf(img image.Image) (*state.Dir, []state.Info, error) {
+	dir, err := state.Open()
+	if err != nil {
+		return nil, nil, err
+	}
+	list, err := dir.List()
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []state.Info
+	for _, i := range list {
+		if i.ImageID == img.ID {
+			out = append(out, i)
+		}
+	}
+	return dir, out, nil
+}
+
+// releaseContainers refuses an image containers use, or with force removes
+// them first (rm -f), as podman does.
+func (im *images) releaseContainers(img image.Image, force bool) error {
+	dir, users, err := containersOf(img)
+	if err != nil || len(users) == 0 {
+		return err
+	}
+	if !force {
+		var names []string
+		for _, u := range users {
+			names = append(names, u.Name)
+		}
+		return fmt.Errorf("image %s is in use by container %s: remove it first, or use rmi -f", img.ShortID(), strings.Join(names, ", "))
+	}
+	for _, u := range users {
+		if err := removeContainer(dir, u, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ImagePruneCmd is `isobox image prune`.
+type ImagePruneCmd struct {
+	All   bool `short:"a" help:"Also remove images with names that no container uses."`
+	Force bool `short:"f" help:"Do not ask (isobox never asks; accepted for habit)."`
+}
+
+func (c *ImagePruneCmd) Run(log *slog.Logger) error {
+	im, err := openImages(log)
+	if err != nil {
+		return err
+	}
+	imgs, err := im.store.Images()
+	if err != nil {
+		return err
+	}
+	var ids []string
+	for _, img := range imgs {
+		if len(img.Names) > 0 && !c.All {
+			continue
+		}
+		_, users, err := containersOf(img)
+		if err != nil {
+			return err
+		}
+		if len(users) == 0 {
+			ids = append(ids, img.ID)
+		}
+	}
+	if err := im.store.Delete(ids...); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		fmt.Println(image.Hex(id))
+	}
+	return im.collect()
+}
+
+// LoginCmd is `isobox login`.
+type LoginCmd struct {
+	TLSVerify     bool   `name:"tls-verify" default:"true" negatable:"" help:"Require HTTPS and a valid certificate."`
+	Username      string `short:"u" placeholder:"USER" help:"User name (asked for on a terminal when missing)."`
+	Password      string `short:"p" placeholder:"PASSWORD" help:"Password (visible to other users in ps: prefer --password-stdin)."`
+	PasswordStdin bool   `name:"password-stdin" help:"Read the password from standard input."`
+	Registry      string `arg:"" placeholder:"REGISTRY" help:"Registry host[:port]."`
+}
+
+func (c *LoginCmd) Run(log *slog.Logger) error {
+	user, pass := c.Username, c.Password
+	in := bufio.NewReader(os.Stdin)
+	tty := term.IsTerminal(int(os.Stdin.Fd()))
+	if user == "" {
+		if !tty {
+			return errors.New("login: --username is needed when standard input is not a terminal")
+		}
+		fmt.Fprint(os.Stderr, "Username: ")
+		line, err := in.ReadString('\n')
+		if err != nil {
+			return fmt.Errorf("login: %w", err)
+		}
+		user = strings.TrimSpace(line)
+	}
+	switch {
+	case c.PasswordStdin:
+		b, err := io.ReadAll(in)
+		if err != nil {
+			return fmt.Errorf("login: %w", err)
+		}
+		pass = strings.TrimRight(string(b), "\r\n")
+	case pass == "" && tty:
+		fmt.Fprint(os.Stderr, "Password: ")
+		b, err := term.ReadPassword(int(os.Stdin.Fd()))
+		fmt.Fprintln(os.Stderr)
+		if err != nil {
+			return fmt.Errorf("login: %w", err)
+		}
+		pass = string(b)
+	case pass == "":
+		return errors.New("login: give the password with --password-stdin")
+	}
+	im := &images{regs: &fetch.Registries{}, log: log}
+	ctx, cancel := interruptible()
+	defer cancel()
+	if _, err := fetch.Login(ctx, c.Registry, user, pass, im.options(c.TLSVerify, "", true)); err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	fmt.Println("Login Succeeded!")
+	return nil
+}
+
+// LogoutCmd is `isobox logout`.
+type LogoutCmd struct {
+	Registry string `arg:"" placeholder:"REGISTRY" help:"Registry host[:port]."`
+}
+
+func (c *LogoutCmd) Run() error {
+	found, err := fetch.Logout(c.Registry)
+	if err != nil {
+		return fmt.Errorf("logout: %w", err)
+	}
+	if !found {
+		return fmt.Errorf("logout: not logged in to %s", c.Registry)
+	}
+	fmt.Println("Removed login credentials for " + c.Registry)
+	return nil
+}

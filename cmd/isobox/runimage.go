@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
+
+	"github.com/isobox/isobox/rootfs/image"
+	"github.com/isobox/isobox/rootfs/image/fetch"
+)
+
+// imageRun is an image found (or pulled) for `isobox run IMAGE`.
+type imageRun struct {
+	img    image.Image
+	name   string // as the user will see it in ps
+	config v1.Config
+	// top is the topmost layer's directory, the container's rootfs, and
+	// lower the others, topmost first: overlayfs's lowerdir order.
+	top   string
+	lower []string
+}
+
+// resolveImage finds ref in the store, pulling it as --pull says.
+func (r *RunCmd) resolveImage(log *slog.Logger) (*imageRun, error) {
+	im, err := openImages(log)
+	if err != nil {
+		return nil, err
+	}
+	img, err := im.find(r.image)
+	switch {
+	case r.Pull == "always" || r.Pull == "missing" && errors.Is(err, image.ErrNotStored):
+		ctx, cancel := interruptible()
+		defer cancel()
+		if img, err = fetch.Pull(ctx, r.image, im.options(r.TLSVerify, r.Platform, false)); err != nil {
+			return nil, fmt.Errorf("pull %s: %w", r.image, err)
+		}
+	case errors.Is(err, image.ErrNotStored):
+		return nil, fmt.Errorf("%w (--pull never: isobox pull %s first)", err, r.image)
+	case err != nil:
+		return nil, err
+	}
+	raw, err := im.store.Config(img)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := v1.ParseConfigFile(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("config of %s: %w", img.ShortID(), err)
+	}
+	run := &imageRun{img: img, name: r.image, config: cf.Config}
+	if len(img.Names) > 0 {
+		run.name = img.Names[0]
+	}
+	for i := len(img.Layers) - 1; i >= 0; i-- {
+		dir := im.store.LayerDir(img.Layers[i].ChainID)
+		if !im.store.HasLayer(img.Layers[i].ChainID) {
+			return nil, fmt.Errorf("image %s: layer %s is missing from the store: pull it again", img.ShortID(), img.Layers[i].DiffID)
+		}
+		if run.top == "" {
+			run.top = dir
+		} else {
+			run.lower = append(run.lower, dir)
+		}
+	}
+	return run, nil
+}
+
+// layers are the image's directories, topmost first.
+func (ir *imageRun) layers() []string { return append([]string{ir.top}, ir.lower...) }
+
+// fileRoot is the layer whose rel (etc/passwd) the container sees: the
+// topmost that has it, unless a layer above deleted it (a whiteout), in
+// which case the top layer, where it is missing.
+func (ir *imageRun) fileRoot(rel string) string {
+	for _, l := range ir.layers() {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(l, rel), &st); err != nil {
+			continue
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0 {
+			break // overlayfs's whiteout
+		}
+		return l
+	}
+	return ir.top
+}

@@ -1,0 +1,466 @@
+package tests
+
+import (
+	"archive/tar"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/compression"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// newImageStore is a test's own state directory, image store
+// ($XDG_DATA_HOME) and home (auth files, registries.conf).
+func newImageStore(t *testing.T) *store {
+	t.Helper()
+	s := newStore(t)
+	data := privateDir(tester, "data")
+	home := privateDir(tester, "home")
+	s.env = append(s.env, "XDG_DATA_HOME="+data, "HOME="+home)
+	return s
+}
+
+func (s *store) dataDir() string { return envValue(s.env, "XDG_DATA_HOME") }
+func (s *store) home() string    { return envValue(s.env, "HOME") }
+
+func envValue(env []string, key string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+var imageIDLine = regexp.MustCompile(`(?m)^[0-9a-f]{64}$`)
+
+// pull pulls ref and returns the ID it printed.
+func (s *store) pull(ref string, flags ...string) string {
+	s.t.Helper()
+	out := s.must(append(append([]string{"pull"}, flags...), ref)...)
+	id := imageIDLine.FindString(out)
+	if id == "" || strings.TrimSpace(out) != id {
+		s.t.Fatalf("pull %s: stdout is not one image ID:\n%s", ref, out)
+	}
+	return id
+}
+
+type imageListEntry struct {
+	ID      string   `json:"Id"`
+	Names   []string `json:"Names"`
+	Digests []string `json:"Digests"`
+	Layers  int      `json:"Layers"`
+}
+
+func (s *store) images() []imageListEntry {
+	s.t.Helper()
+	var out []imageListEntry
+	if err := json.Unmarshal([]byte(s.must("images", "--json")), &out); err != nil {
+		s.t.Fatal(err)
+	}
+	return out
+}
+
+func TestPullRunAnImageAndItStaysIntact(t *testing.T) {
+	requireSubIDs(t)
+	reg := startRegistry(t, "", "")
+	ref := reg.push(t, "busybox:1", busyboxImage(t, nil))
+	s := newImageStore(t)
+	id := s.pull(ref)
+	imgs := s.images()
+	if len(imgs) != 1 || imgs[0].ID != id || len(imgs[0].Names) != 1 || imgs[0].Names[0] != ref {
+		t.Fatalf("images after pull: %+v", imgs)
+	}
+	if table := s.must("images"); !strings.Contains(table, id[:12]) || !strings.Contains(table, reg.addr+"/busybox") {
+		t.Errorf("images table:\n%s", table)
+	}
+	// A container deletes everything it can; the next one sees the image
+	// as it was.
+	r := s.run("run", "--rm", "--net", "none", ref, "sh", "-c", "rm -rf /bin /etc /usr 2>/dev/null; ls /")
+	if r.code != 0 || strings.Contains("\n"+r.stdout, "\nbin\n") {
+		t.Fatalf("run deleting the image's files: %s", r)
+	}
+	if got := s.must("run", "--rm", "--net", "none", ref, "sh", "-c", "ls /bin/busybox /etc/passwd && id -u"); !strings.HasSuffix(strings.TrimSpace(got), "0") {
+		t.Errorf("second run: %s", got)
+	}
+	// The layer's files belong to the caller (root in the image) inside
+	// the store; the container's own writes never reach it.
+	layers, _ := filepath.Glob(filepath.Join(s.dataDir(), "isobox", "layers", "*", "bin", "busybox"))
+	if len(layers) != 1 {
+		t.Fatalf("layer files: %v", layers)
+	}
+	st, err := os.Stat(layers[0])
+	if err != nil || st.Sys().(*syscall.Stat_t).Uid != tester.uid {
+		t.Errorf("layer file %s: %v %+v", layers[0], err, st)
+	}
+	// ps shows the image.
+	s.must("run", "-d", "--name", "img", "--net", "none", ref, "sleep", "1000")
+	if c, _ := s.get("img"); c.Image != ref {
+		t.Errorf("ps image: %+v", c)
+	}
+	s.must("rm", "-f", "img")
+}
+
+func TestImageConfigGivesTheDefaultsAndTheCommandLineWins(t *testing.T) {
+	requireSubIDs(t)
+	reg := startRegistry(t, "", "")
+	users := gzLayer(t, layerTar(t,
+		regular("etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1234:2345:app:/home/app:/bin/sh\n"),
+		regular("etc/group", "root:x:0:\napp:x:2345:\nstaff:x:50:\n"),
+	))
+	ref := reg.push(t, "configured:1", busyboxImage(t, func(c *v1.Config) {
+		c.Entrypoint = []string{"/bin/sh", "-c", `echo "$0 $* user=$(id -u):$(id -g) pwd=$PWD a=$A b=$B path=$PATH"`}
+		c.Cmd = []string{"cmd-arg"}
+		c.Env = []string{"A=from-image", "B=also-image"}
+		c.WorkingDir = "/srv/work"
+		c.User = "app"
+		c.StopSignal = "SIGUSR1"
+	}, users))
+	s := newImageStore(t)
+	got := strings.TrimSpace(s.must("run", "--rm", "--net", "none", ref))
+	want := "cmd-arg  user=1234:2345 pwd=/srv/work a=from-image b=also-image path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	if got != want {
+		t.Errorf("image defaults:\n got %q\nwant %q", got, want)
+	}
+	got = strings.TrimSpace(s.must("run", "--rm", "--net", "none", "-e", "A=flag", "-w", "/tmp", "-u", "0:staff", ref, "x", "y"))
+	if want := "x y user=0:50 pwd=/tmp a=flag b=also-image"; !strings.HasPrefix(got, want) {
+		t.Errorf("command line over the image:\n got %q\nwant %q...", got, want)
+	}
+	if got := strings.TrimSpace(s.must("run", "--rm", "--net", "none", "--entrypoint", "/bin/echo", ref, "plain")); got != "plain" {
+		t.Errorf("--entrypoint X: %q", got)
+	}
+	if got := strings.TrimSpace(s.must("run", "--rm", "--net", "none", "--entrypoint", "", ref, "echo", "no-entrypoint")); got != "no-entrypoint" {
+		t.Errorf("--entrypoint '': %q", got)
+	}
+	r := s.run("run", "--rm", "--net", "none", "--entrypoint", "", ref)
+	if r.code != 125 || !strings.HasPrefix(r.stderr, "isobox: ") || !strings.Contains(r.stderr, "no command") {
+		t.Errorf("no command at all: %s", r)
+	}
+	// StopSignal reaches the command through stop.
+	s.must("run", "-d", "--name", "sig", "--net", "none", "--entrypoint", "/bin/sh", ref, "-c", "trap 'echo got-usr1; exit 3' USR1; while :; do sleep 0.1; done")
+	s.must("stop", "-t", "20", "sig")
+	if c, _ := s.get("sig"); c.ExitCode == nil || *c.ExitCode != 3 {
+		t.Errorf("stop with the image's StopSignal: %+v", c)
+	}
+}
+
+func TestLayerWhiteoutsOpaqueDirsAndSpecialFilesAreKept(t *testing.T) {
+	requireSubIDs(t)
+	reg := startRegistry(t, "", "")
+	lower := gzLayer(t, layerTar(t,
+		dir("data/"),
+		regular("data/gone", "deleted above"),
+		regular("data/kept", "kept"),
+		dir("opaque/"),
+		regular("opaque/old", "hidden by the opaque dir"),
+	))
+	upper := gzLayer(t, layerTar(t,
+		regular("data/.wh.gone", ""),
+		dir("opaque/"),
+		regular("opaque/.wh..wh..opq", ""),
+		regular("opaque/new", "new"),
+		dir("files/"),
+		entry{hdr: tar.Header{Name: "files/suid", Typeflag: tar.TypeReg, Mode: 0o4755}, body: "#!/bin/sh\n"},
+		entry{hdr: tar.Header{Name: "files/owned", Typeflag: tar.TypeReg, Mode: 0o644, Uid: 1234, Gid: 1234}, body: "x"},
+		entry{hdr: tar.Header{Name: "files/link", Typeflag: tar.TypeLink, Linkname: "files/owned"}},
+		entry{hdr: tar.Header{Name: "files/fifo", Typeflag: tar.TypeFifo, Mode: 0o644}},
+	))
+	ref := reg.push(t, "layers:1", busyboxImage(t, nil, lower, upper))
+	s := newImageStore(t)
+	s.pull(ref)
+	got := s.must("run", "--rm", "--net", "none", ref, "sh", "-c",
+		"ls /data; echo --; ls /opaque; echo --; stat -c '%a %u:%g %h %F' /files/suid /files/owned /files/fifo")
+	want := "kept\n--\nnew\n--\n4755 0:0 1 regular file\n644 1234:1234 2 regular file\n644 0:0 1 fifo\n"
+	if got != want {
+		t.Errorf("merged layers:\n got %q\nwant %q", got, want)
+	}
+}
+
+// layerDigests are the digests of img's layers.
+func layerDigests(t *testing.T, img v1.Image) []string {
+	t.Helper()
+	ls, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range ls {
+		d, err := l.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, d.String())
+	}
+	return out
+}
+
+func TestSharedLayersAreFetchedOnceAndStoredOnce(t *testing.T) {
+	requireSubIDs(t)
+	reg := startRegistry(t, "", "")
+	base := busyboxImage(t, nil)
+	extra := gzLayer(t, layerTar(t, regular("app/hello", "hello\n")))
+	app, err := mutate.AppendLayers(base, extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	baseRef := reg.push(t, "base:1", base)
+	appRef := reg.push(t, "app:1", app)
+	digests := layerDigests(t, app)
+	s := newImageStore(t)
+	s.pull(baseRef)
+	s.pull(appRef)
+	if n := reg.blobGets(digests[0]); n != 1 {
+		t.Errorf("the shared base layer was fetched %d times, want once", n)
+	}
+	if n := reg.blobGets(digests[1]); n != 1 {
+		t.Errorf("the new layer was fetched %d times, want once", n)
+	}
+	layers, _ := filepath.Glob(filepath.Join(s.dataDir(), "isobox", "layers", "*"))
+	if len(layers) != 2 {
+		t.Errorf("layers on disk: %v, want 2 (the base once)", layers)
+	}
+	if got := s.must("run", "--rm", "--net", "none", appRef, "cat", "/app/hello"); got != "hello\n" {
+		t.Errorf("app image: %q", got)
+	}
+}
+
+func TestConcurrentPullsOfOneImageFetchEachLayerOnce(t *testing.T) {
+	requireSubIDs(t)
+	reg := startRegistry(t, "", "")
+	img := busyboxImage(t, nil, gzLayer(t, layerTar(t, regular("two", "2"))))
+	ref := reg.push(t, "same:1", img)
+	s := newImageStore(t)
+	results := make(chan result, 3)
+	for range 3 {
+		go func() { results <- s.run("pull", "-q", ref) }()
+	}
+	var ids []string
+	for range 3 {
+		r := <-results
+		if r.code != 0 {
+			t.Fatalf("concurrent pull: %s", r)
+		}
+		ids = append(ids, strings.TrimSpace(r.stdout))
+	}
+	if ids[0] != ids[1] || ids[1] != ids[2] {
+		t.Errorf("IDs differ: %v", ids)
+	}
+	for _, d := range layerDigests(t, img) {
+		if n := reg.blobGets(d); n != 1 {
+			t.Errorf("layer %s fetched %d times by three pulls, want once", d, n)
+		}
+	}
+	if imgs := s.images(); len(imgs) != 1 {
+		t.Errorf("images: %+v", imgs)
+	}
+	s.must("run", "--rm", "--net", "none", ref, "cat", "/two")
+}
+
+// bigLayer is a gzip layer of incompressible data, large enough that a
+// fetch of it is still under way when the test kills the pull.
+func bigLayer(t *testing.T) v1.Layer {
+	t.Helper()
+	data := make([]byte, 8<<20)
+	rand.Read(data)
+	return gzLayer(t, layerTar(t, regular("big", string(data))))
+}
+
+func TestPullKilledMidwayLeavesNothingVisibleAndCompletesLater(t *testing.T) {
+	requireSubIDs(t)
+	reg := startRegistry(t, "", "")
+	ref := reg.push(t, "big:1", busyboxImage(t, nil, bigLayer(t)))
+	s := newImageStore(t)
+	stall := make(chan struct{})
+	reg.stall.Store(&stall)
+	cmd := command(tester, s.env, binary, "pull", ref)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until both layers are being fetched, then kill -9.
+	deadline := time.Now().Add(30 * time.Second)
+	for reg.blobsRequested() < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	cmd.Process.Kill()
+	cmd.Wait()
+	reg.stall.Store(nil)
+	close(stall)
+	if imgs := s.images(); len(imgs) != 0 {
+		t.Fatalf("a killed pull left an image: %+v", imgs)
+	}
+	if layers, _ := filepath.Glob(filepath.Join(s.dataDir(), "isobox", "layers", "[0-9a-f]*")); len(layers) != 0 {
+		t.Errorf("a killed pull left layers in place: %v", layers)
+	}
+	s.pull(ref)
+	if got := s.must("run", "--rm", "--net", "none", ref, "sh", "-c", "wc -c < /big"); strings.TrimSpace(got) != "8388608" {
+		t.Errorf("after the second pull: %q", got)
+	}
+	// What the killed pull left behind is swept by the next removal.
+	s.must("rmi", ref)
+	if left, _ := filepath.Glob(filepath.Join(s.dataDir(), "isobox", "layers", "*")); len(left) != 0 {
+		t.Errorf("after rmi: %v", left)
+	}
+}
+
+// failsCleanly requires exit 125, one "isobox:" line (a hint may follow)
+// with every want in it, and nothing stored.
+func (s *store) failsCleanly(r result, want ...string) {
+	s.t.Helper()
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	if r.code != 125 || !strings.HasPrefix(lines[len(lines)-1], "isobox: ") && !strings.HasPrefix(lines[0], "isobox: ") {
+		s.t.Errorf("want exit 125 and an isobox: line: %s", r)
+		return
+	}
+	msg := ""
+	for _, l := range lines {
+		if strings.HasPrefix(l, "isobox: ") && !strings.HasPrefix(l, "isobox: hint: ") {
+			msg = l
+		}
+	}
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			s.t.Errorf("message %q lacks %q", msg, w)
+		}
+	}
+	if strings.Contains(r.stderr, "panic") || strings.Contains(r.stderr, "goroutine ") {
+		s.t.Errorf("a Go stack trace: %s", r.stderr)
+	}
+	if imgs := s.images(); len(imgs) != 0 {
+		s.t.Errorf("images after a refused pull: %+v", imgs)
+	}
+	if layers, _ := filepath.Glob(filepath.Join(s.dataDir(), "isobox", "layers", "[0-9a-f]*")); len(layers) != 0 {
+		s.t.Errorf("layers after a refused pull: %v", layers)
+	}
+}
+
+func TestCorruptBlobAndWrongDiffIDAreRefusedAndNotStored(t *testing.T) {
+	requireSubIDs(t)
+	reg := startRegistry(t, "", "")
+	good := gzLayer(t, layerTar(t, regular("good", "good")))
+	img := busyboxImage(t, nil, good)
+	ref := reg.push(t, "corrupt:1", img)
+	// The registry's copy of the second layer is damaged on its disk.
+	digest := layerDigests(t, img)[1]
+	blob := filepath.Join(reg.storage, "docker/registry/v2/blobs/sha256", digest[7:9], digest[7:], "data")
+	b, err := os.ReadFile(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(blob, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := newImageStore(t)
+	s.failsCleanly(s.run("pull", ref), digest)
+
+	// A config whose DiffID does not match the layer's content (a layer
+	// of its own: the registry keeps one copy of a blob for all its
+	// repositories, and that one is damaged now).
+	honest := busyboxImage(t, nil, gzLayer(t, layerTar(t, regular("other", "other"))))
+	cf, _ := honest.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.RootFS.DiffIDs[1] = v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}
+	lying, err := mutate.ConfigFile(honest, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref = reg.push(t, "lying:1", lying)
+	s.failsCleanly(s.run("pull", ref), "DiffID", strings.Repeat("ab", 32))
+}
+
+func TestZstdUncompressedAndMultiPlatformImages(t *testing.T) {
+	requireSubIDs(t)
+	reg := startRegistry(t, "", "")
+	zst := gzLayer(t, layerTar(t, regular("zstd", "zstd layer\n")), tarball.WithCompression(compression.ZStd), tarball.WithMediaType(types.OCILayerZStd))
+	plain := static.NewLayer(layerTar(t, regular("plain", "plain layer\n")), types.OCIUncompressedLayer)
+	ref := reg.push(t, "compressions:1", busyboxImage(t, nil, zst, plain))
+	s := newImageStore(t)
+	s.pull(ref)
+	if got := s.must("run", "--rm", "--net", "none", ref, "cat", "/zstd", "/plain"); got != "zstd layer\nplain layer\n" {
+		t.Errorf("zstd and plain layers: %q", got)
+	}
+
+	// An index of two platforms: the host's by default, --platform for the other.
+	other := "arm64"
+	if hostArch() == "arm64" {
+		other = "amd64"
+	}
+	mine := busyboxImage(t, nil, gzLayer(t, layerTar(t, regular("arch", "mine\n"))))
+	theirs := busyboxImage(t, func(*v1.Config) {}, gzLayer(t, layerTar(t, regular("arch", "theirs\n"))))
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: mine, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: hostArch()}}},
+		mutate.IndexAddendum{Add: theirs, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: other}}},
+	)
+	ref = reg.pushIndex(t, "multi:1", idx)
+	s.pull(ref)
+	if got := s.must("run", "--rm", "--net", "none", ref, "cat", "/arch"); got != "mine\n" {
+		t.Errorf("default platform: %q", got)
+	}
+	s.pull(ref, "--platform", "linux/"+other)
+	if got := s.must("run", "--rm", "--net", "none", "--pull", "never", ref, "cat", "/arch"); got != "theirs\n" {
+		t.Errorf("--platform linux/%s, then run: %q", other, got)
+	}
+	r := s.run("pull", "--platform", "linux/s390x", ref)
+	if r.code != 125 || !strings.Contains(r.stderr, "linux/s390x") || !strings.Contains(r.stderr, "linux/"+other) {
+		t.Errorf("no such platform: %s", r)
+	}
+}
+
+func TestSixtyLayerImageRuns(t *testing.T) {
+	requireSubIDs(t)
+	reg := startRegistry(t, "", "")
+	var layers []v1.Layer
+	for i := range 59 {
+		layers = append(layers, static.NewLayer(layerTar(t, regular(fmt.Sprintf("layers/%02d", i), fmt.Sprintln(i))), types.OCIUncompressedLayer))
+	}
+	ref := reg.push(t, "sixty:1", busyboxImage(t, nil, layers...))
+	s := newImageStore(t)
+	s.pull(ref)
+	if got := s.must("run", "--rm", "--net", "none", ref, "sh", "-c", "ls /layers | wc -l; cat /layers/58"); got != "59\n58\n" {
+		t.Errorf("60 layers: %q", got)
+	}
+}
+
+func TestLayerEscapesWriteNothingOutsideTheStore(t *testing.T) {
+	requireSubIDs(t)
+	reg := startRegistry(t, "", "")
+	outside := userDir(tester, "outside")
+	cases := map[string][]entry{
+		"dotdot":   {regular("../../../../../../.."+outside+"/dotdot", "x")},
+		"absolute": {regular(outside+"/absolute", "x")},
+		"symlink": {
+			{hdr: tar.Header{Name: "link", Typeflag: tar.TypeSymlink, Linkname: outside}},
+			regular("link/through-symlink", "x"),
+		},
+		"hardlink": {{hdr: tar.Header{Name: "hard", Typeflag: tar.TypeLink, Linkname: "../../../../../../etc/passwd"}}},
+		"whiteout": {regular("../../../../../../.."+outside+"/.wh.victim", "")},
+	}
+	if err := os.WriteFile(filepath.Join(outside, "victim"), []byte("still here"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, entries := range cases {
+		t.Run(name, func(t *testing.T) {
+			ref := reg.push(t, "escape-"+name+":1", busyboxImage(t, nil, gzLayer(t, layerTar(t, entries...))))
+			s := newImageStore(t)
+			s.failsCleanly(s.run("pull", ref))
+			left, _ := os.ReadDir(outside)
+			if len(left) != 1 || left[0].Name() != "victim" {
+				t.Errorf("outside the store: %v", left)
+			}
+		})
+	}
+}
