@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/compression"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -462,5 +464,175 @@ func TestLayerEscapesWriteNothingOutsideTheStore(t *testing.T) {
 				t.Errorf("outside the store: %v", left)
 			}
 		})
+	}
+}
+
+func TestLoginToAPrivateRegistryThenPull(t *testing.T) {
+	requireSubIDs(t)
+	reg := startRegistry(t, "alice", "s3cret")
+	ref := reg.push(t, "private:1", busyboxImage(t, nil))
+	s := newImageStore(t)
+	r := s.run("pull", ref)
+	s.failsCleanly(r, "authentication required", reg.addr)
+	if !strings.Contains(r.stderr, "isobox: hint: isobox login "+reg.addr) {
+		t.Errorf("no login hint: %s", r.stderr)
+	}
+	r = s.runIn("wrong\n", "login", "-u", "alice", "--password-stdin", reg.addr)
+	if r.code != 125 || !strings.Contains(r.stderr, "refused") {
+		t.Errorf("login with a wrong password: %s", r)
+	}
+	authFile := filepath.Join(envValue(s.env, "XDG_RUNTIME_DIR"), "containers", "auth.json")
+	if _, err := os.Stat(authFile); err == nil {
+		t.Errorf("a refused login wrote %s", authFile)
+	}
+	if r := s.runIn("s3cret\n", "login", "-u", "alice", "--password-stdin", reg.addr); r.code != 0 || !strings.Contains(r.stdout, "Login Succeeded") {
+		t.Fatalf("login: %s", r)
+	}
+	st, err := os.Stat(authFile)
+	if err != nil || st.Mode().Perm() != 0o600 || st.Sys().(*syscall.Stat_t).Uid != tester.uid {
+		t.Fatalf("podman's auth file %s: %v %v", authFile, st, err)
+	}
+	s.pull(ref)
+	if r := s.run("logout", reg.addr); r.code != 0 {
+		t.Errorf("logout: %s", r)
+	}
+	if r := s.run("pull", "--pull", "always", ref); r.code == 0 {
+		t.Errorf("pull after logout succeeded: %s", r)
+	}
+
+	// Without XDG_RUNTIME_DIR (su -, a Slurm job) the login goes to
+	// ~/.config/containers/auth.json, and Docker's config.json is read too.
+	noRuntime := &store{t: t, env: []string{"XDG_RUNTIME_DIR=", "XDG_DATA_HOME=" + privateDir(tester, "data"), "HOME=" + s.home()}}
+	if r := noRuntime.runIn("s3cret\n", "login", "-u", "alice", "--password-stdin", reg.addr); r.code != 0 {
+		t.Fatalf("login without XDG_RUNTIME_DIR: %s", r)
+	}
+	if _, err := os.Stat(filepath.Join(s.home(), ".config", "containers", "auth.json")); err != nil {
+		t.Errorf("login without XDG_RUNTIME_DIR: %v", err)
+	}
+	noRuntime.pull(ref)
+}
+
+func TestDockerSaveAndOCILayoutArchivesLoad(t *testing.T) {
+	requireSubIDs(t)
+	img := busyboxImage(t, nil, gzLayer(t, layerTar(t, regular("loaded", "from an archive\n"))))
+	dir := userDir(tester, "archives")
+	save := filepath.Join(dir, "save.tar")
+	tag, _ := name.NewTag("example.org/loaded:v1")
+	if err := tarball.WriteToFile(save, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	lay := filepath.Join(dir, "layout")
+	p, err := layout.Write(lay, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "example.org/layout:v2"})); err != nil {
+		t.Fatal(err)
+	}
+	filepath.Walk(dir, func(p string, _ os.FileInfo, _ error) error { os.Chmod(p, 0o755); return nil })
+	s := newImageStore(t)
+	if out := s.must("load", "-i", save); !strings.Contains(out, "example.org/loaded:v1") {
+		t.Errorf("load docker save: %q", out)
+	}
+	if got := s.must("run", "--rm", "--net", "none", "--pull", "never", "example.org/loaded:v1", "cat", "/loaded"); got != "from an archive\n" {
+		t.Errorf("run a loaded image: %q", got)
+	}
+	if out := s.must("load", lay); !strings.Contains(out, "example.org/layout:v2") {
+		t.Errorf("load OCI layout: %q", out)
+	}
+	if imgs := s.images(); len(imgs) != 1 || len(imgs[0].Names) != 2 {
+		t.Errorf("one image, two names: %+v", imgs)
+	}
+	if r := s.runIn("not an archive", "load"); r.code != 125 || !strings.HasPrefix(r.stderr, "isobox: ") {
+		t.Errorf("load of junk: %s", r)
+	}
+}
+
+func TestRmiRefusesAnImageInUseAndForceRemovesTheContainer(t *testing.T) {
+	requireSubIDs(t)
+	reg := startRegistry(t, "", "")
+	ref := reg.push(t, "inuse:1", busyboxImage(t, nil))
+	s := newImageStore(t)
+	id := s.pull(ref)
+	s.must("run", "-d", "--name", "user1", "--net", "none", ref, "sleep", "1000")
+	r := s.run("rmi", ref)
+	if r.code != 125 || !strings.Contains(r.stderr, "user1") {
+		t.Errorf("rmi of an image in use: %s", r)
+	}
+	if imgs := s.images(); len(imgs) != 1 {
+		t.Fatalf("the refused rmi removed the image: %+v", imgs)
+	}
+	var inspect []map[string]any
+	if err := json.Unmarshal([]byte(s.must("image", "inspect", id[:12])), &inspect); err != nil || len(inspect) != 1 || inspect[0]["Id"] != id {
+		t.Errorf("image inspect: %v %v", inspect, err)
+	}
+	out := s.must("rmi", "-f", ref)
+	if !strings.Contains(out, "Deleted: "+id) {
+		t.Errorf("rmi -f: %q", out)
+	}
+	if _, ok := s.get("user1"); ok {
+		t.Error("rmi -f left the container")
+	}
+	if left, _ := filepath.Glob(filepath.Join(s.dataDir(), "isobox", "layers", "*")); len(left) != 0 {
+		t.Errorf("layers left after rmi: %v", left)
+	}
+	// prune: an unnamed image goes, a named one only with -a.
+	s.pull(ref)
+	s.must("image", "prune")
+	if len(s.images()) != 1 {
+		t.Error("prune removed a named image")
+	}
+	s.must("image", "prune", "-a")
+	if len(s.images()) != 0 {
+		t.Error("prune -a kept an image no container uses")
+	}
+}
+
+func TestImageBadInputIsOneLineAndStoresNothing(t *testing.T) {
+	requireSubIDs(t)
+	reg := startRegistry(t, "", "")
+	ref := reg.push(t, "there:1", busyboxImage(t, nil))
+	s := newImageStore(t)
+	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"pull", "Bad/UPPER"}, []string{"invalid image reference"}},
+		{[]string{"pull", reg.addr + "/missing:1"}, []string{"not found", reg.addr}},
+		{[]string{"pull", reg.addr + "/there:nope"}, []string{"not found"}},
+		{[]string{"pull", dead + "/x:1"}, []string{"does not answer", dead}},
+		{[]string{"run", "--pull", "never", ref}, []string{"not known", "--pull never"}},
+		{[]string{"run", "--platform", "nonsense", ref}, []string{"--platform"}},
+		{[]string{"rmi", "nothing-like-this"}, []string{"not known"}},
+	} {
+		s.failsCleanly(s.run(c.args...), c.want...)
+	}
+}
+
+func TestShortNamesFollowRegistriesConf(t *testing.T) {
+	requireSubIDs(t)
+	reg := startRegistry(t, "", "")
+	reg.push(t, "library/tiny:latest", busyboxImage(t, nil, gzLayer(t, layerTar(t, regular("from", "mirror\n")))))
+	s := newImageStore(t)
+	conf := filepath.Join(s.home(), ".config", "containers")
+	if err := os.MkdirAll(conf, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// docker.io is served by its mirror on 127.0.0.1: nothing leaves the
+	// machine, and the image is stored under its docker.io name.
+	body := fmt.Sprintf("unqualified-search-registries = [\"docker.io\"]\n\n[[registry]]\nprefix = \"docker.io\"\nlocation = \"127.0.0.1:1\"\n\n[[registry.mirror]]\nlocation = %q\ninsecure = true\n", reg.addr)
+	if err := os.WriteFile(filepath.Join(conf, "registries.conf"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	filepath.Walk(s.home(), func(p string, _ os.FileInfo, _ error) error {
+		os.Chown(p, int(tester.uid), int(tester.gid))
+		return nil
+	})
+	if got := s.must("run", "--rm", "--net", "none", "tiny", "cat", "/from"); !strings.HasSuffix(got, "mirror\n") {
+		t.Errorf("run tiny: %q", got)
+	}
+	if imgs := s.images(); len(imgs) != 1 || imgs[0].Names[0] != "docker.io/library/tiny:latest" {
+		t.Errorf("stored as: %+v", imgs)
 	}
 }

@@ -198,13 +198,23 @@ func (o Options) fetchManifest(ctx context.Context, src Source, plat v1.Platform
 	return nil, "", fmt.Errorf("%s: %w %s", src.Ref, ErrMediaType, desc.MediaType)
 }
 
+// AuthError is a registry that wants credentials, or refused the ones it
+// was given; it matches ErrAuth.
+type AuthError struct{ Registry string }
+
+func (e *AuthError) Error() string {
+	return fmt.Sprintf("%s for %s (or the credentials were refused)", ErrAuth, e.Registry)
+}
+
+func (e *AuthError) Is(target error) bool { return target == ErrAuth }
+
 // registryError says what went wrong in the terms of the sentinel errors.
 func registryError(src Source, err error) error {
 	var te *transport.Error
 	if errors.As(err, &te) {
 		switch {
 		case te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden || hasCode(te, transport.UnauthorizedErrorCode, transport.DeniedErrorCode):
-			return fmt.Errorf("%s: %w for %s (or the credentials were refused)", src.Ref, ErrAuth, src.Registry())
+			return &AuthError{Registry: normalizeHost(src.Registry())}
 		case te.StatusCode == http.StatusNotFound || hasCode(te, transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode):
 			return fmt.Errorf("%s: %w in %s", src.Ref, ErrNotFound, src.Registry())
 		}
@@ -212,7 +222,7 @@ func registryError(src Source, err error) error {
 	var ne net.Error
 	var oe *net.OpError
 	if errors.As(err, &oe) || errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s: %w at %s: %v", src.Ref, ErrUnreachable, src.Registry(), rootCause(err))
+		return fmt.Errorf("%w at %s: %v", ErrUnreachable, src.Registry(), rootCause(err))
 	}
 	return fmt.Errorf("%s: %w", src.Ref, err)
 }
