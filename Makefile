@@ -14,11 +14,13 @@ UNIT := ./idmap/... ./userns/... ./rootfs/... ./slirp/... ./cmd/...
 
 all: build
 
-# isobox-gvisor, the helper of --net gvisor, goes next to isobox: gvisor's
-# packages would slow the start of every isobox process (slirp/gvisor).
+# isobox-gvisor, the helper of --net gvisor, and isobox-image, the helper
+# that fetches images, go next to isobox: their packages would slow the
+# start of every isobox process (slirp/gvisor, cmd/isobox-image).
 build:
 	$(GO) build $(GOFLAGS_BUILD) -o bin/isobox ./cmd/isobox
 	$(GO) build $(GOFLAGS_BUILD) -o bin/isobox-gvisor ./cmd/isobox-gvisor
+	$(GO) build $(GOFLAGS_BUILD) -o bin/isobox-image ./cmd/isobox-image
 
 setup:
 	@bash .ci/setup-host

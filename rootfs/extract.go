@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/bzip2"
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -16,8 +17,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 )
 
@@ -61,10 +60,11 @@ type EntryError struct {
 func (e *EntryError) Error() string { return fmt.Sprintf("archive entry %q: %s", e.Name, e.Reason) }
 
 // Decompress recognizes gzip, bzip2, xz and zstd by their magic numbers
-// (so that stdin needs no name), or a plain tar. gzip and zstd, the
-// compressions of image layers, are decoded in-process by klauspost/compress
-// (faster than compress/gzip; the image puller links it anyway); xz goes
-// through the host's xz.
+// (so that stdin needs no name), or a plain tar. xz and zstd go through the
+// host's xz and zstd: Go packages for them would run their package
+// initialization in every isobox process, each container's start included,
+// for the sake of the odd import. (Image layers are decoded in-process by
+// rootfs/image/layer, which only isobox-image links.)
 func Decompress(r io.Reader) (io.ReadCloser, error) {
 	br := bufio.NewReaderSize(r, 1<<16)
 	head, err := br.Peek(6)
@@ -74,16 +74,12 @@ func Decompress(r io.Reader) (io.ReadCloser, error) {
 	switch {
 	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
 		return gzip.NewReader(br)
-	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		d, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return nil, err
-		}
-		return d.IOReadCloser(), nil
 	case bytes.HasPrefix(head, []byte("BZh")):
 		return io.NopCloser(bzip2.NewReader(br)), nil
 	case bytes.HasPrefix(head, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
 		return filter(br, "xz", "xz-utils")
+	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return filter(br, "zstd", "zstd")
 	}
 	return io.NopCloser(br), nil
 }

@@ -85,6 +85,10 @@ func setup(m *testing.M) (int, error) {
 	if err := buildStatic(filepath.Join(work, "isobox-gvisor"), "../cmd/isobox-gvisor"); err != nil {
 		return 0, err
 	}
+	// So does isobox-image, which fetches images.
+	if err := buildStatic(filepath.Join(work, "isobox-image"), "../cmd/isobox-image"); err != nil {
+		return 0, err
+	}
 	// The rootfs is built by the test user, the way a user would.
 	home := userDir(tester, "base")
 	rootfs = filepath.Join(home, "rootfs")

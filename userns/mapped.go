@@ -1,7 +1,6 @@
 package userns
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/isobox/isobox/idmap"
 	"github.com/isobox/isobox/rootfs"
-	"github.com/isobox/isobox/rootfs/image"
 )
 
 // Some work on a rootfs needs root of a user namespace with the
@@ -26,7 +24,14 @@ import (
 var mappedTasks = map[string]func(args []string) error{
 	"import": importTask,
 	"remove": removeTask,
-	"unpack": unpackTask,
+}
+
+// RegisterMappedTask adds a task that only another binary of isobox's
+// links (isobox-image's "unpack", whose decoders would cost every isobox
+// process their package initialization). Call it from main, before
+// MaybeRunStage: the stage is that binary re-executed.
+func RegisterMappedTask(name string, task func(args []string) error) {
+	mappedTasks[name] = task
 }
 
 // MappedTaskOptions is a task to run as root of a mapped user namespace.
@@ -147,53 +152,6 @@ func emptyDir(dir string) error {
 		if err := os.RemoveAll(dir + "/" + e.Name()); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// UnpackRequest is the unpack task's argument: layers to unpack into a
-// store (image.Store.Unpack).
-type UnpackRequest struct {
-	Store string            `json:"store"`
-	Jobs  []image.UnpackJob `json:"jobs"`
-	Quiet bool              `json:"quiet,omitempty"`
-}
-
-// UnpackLayers runs image.Store.Unpack as root of a user namespace with
-// run's mapping.
-func UnpackLayers(req UnpackRequest, log *slog.Logger) error {
-	b, err := json.Marshal(req)
-	if err != nil {
-		return err
-	}
-	return RunMappedTask(MappedTaskOptions{Task: "unpack", Args: []string{string(b)}, Map: idmap.ModeAuto, Logger: log})
-}
-
-func unpackTask(args []string) error {
-	var req UnpackRequest
-	if len(args) != 1 || json.Unmarshal([]byte(args[0]), &req) != nil {
-		return errors.New("protocol: unpack takes one request")
-	}
-	s, err := image.OpenAt(req.Store)
-	if err != nil {
-		return err
-	}
-	var mu sync.Mutex
-	st, err := s.Unpack(req.Jobs, func(j image.UnpackJob) {
-		if !req.Quiet {
-			mu.Lock()
-			fmt.Fprintf(os.Stderr, "Unpacked layer %.12s\n", image.Hex(j.DiffID))
-			mu.Unlock()
-		}
-	})
-	if err != nil {
-		return err
-	}
-	if st.Devices > 0 {
-		fmt.Fprintf(os.Stderr, "isobox: warning: %d device nodes left out of the image's layers (a user namespace cannot create them; the container gets /dev from isobox)\n", st.Devices)
-	}
-	if st.Unmapped > 0 {
-		fmt.Fprintf(os.Stderr, "isobox: warning: %d entries owned by ids outside the mapping, left to you\n", st.Unmapped)
 	}
 	return nil
 }

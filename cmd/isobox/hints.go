@@ -5,16 +5,14 @@ import (
 
 	"github.com/isobox/isobox/idmap"
 	"github.com/isobox/isobox/rootfs"
-	"github.com/isobox/isobox/rootfs/image/fetch"
 	"github.com/isobox/isobox/slirp"
 )
 
 // hintFor returns the fix for failures with a known host cause.
 func hintFor(err error) string {
-	var auth *fetch.AuthError
 	switch {
-	case errors.As(err, &auth):
-		return "isobox login " + auth.Registry + " (credentials go to podman's auth.json; Docker's ~/.docker/config.json is read too)"
+	case errors.Is(err, errImageHelperMissing):
+		return "make build puts bin/isobox-image next to bin/isobox; install both together"
 	case errors.Is(err, idmap.ErrHelperMissing):
 		return "install newuidmap and newgidmap: sudo apt-get install uidmap (or use --map single)"
 	case errors.Is(err, idmap.ErrRootWithoutRange):

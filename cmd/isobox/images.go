@@ -1,24 +1,16 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
-	"golang.org/x/term"
-
 	"github.com/isobox/isobox/rootfs/image"
-	"github.com/isobox/isobox/rootfs/image/fetch"
 	"github.com/isobox/isobox/userns"
 	"github.com/isobox/isobox/userns/state"
 )
@@ -30,7 +22,6 @@ import (
 // images is what every image command opens.
 type images struct {
 	store *image.Store
-	regs  *fetch.Registries
 	log   *slog.Logger
 }
 
@@ -39,36 +30,41 @@ func openImages(log *slog.Logger) (*images, error) {
 	if err != nil {
 		return nil, err
 	}
-	regs, err := fetch.LoadRegistries()
-	if err != nil {
-		return nil, fmt.Errorf("registries.conf: %w", err)
+	return &images{store: s, log: log}, nil
+}
+
+// find looks ref up in the store: by a name, digest or alias (a
+// reference as it was pulled), or by ID; then, asking isobox-image, by the
+// names a short name may mean through registries.conf. It returns the name
+// that matched, "" for an ID.
+func (im *images) find(g *Globals, ref string) (image.Image, string, error) {
+	img, err := im.store.Find(ref, ref)
+	if err == nil {
+		return img, matchedName(img, []string{ref}), nil
 	}
-	return &images{store: s, regs: regs, log: log}, nil
-}
-
-// options are fetch's options for this store.
-func (im *images) options(tlsVerify bool, platform string, quiet bool) fetch.Options {
-	return fetch.Options{
-		Store: im.store, Registries: im.regs, Platform: platform, TLSVerify: tlsVerify,
-		Progress: os.Stderr, Quiet: quiet,
-		Unpack: func(jobs []image.UnpackJob) error {
-			return userns.UnpackLayers(userns.UnpackRequest{Store: im.store.Root(), Jobs: jobs, Quiet: quiet}, im.log)
-		},
+	if !errors.Is(err, image.ErrNotStored) {
+		return img, "", err
 	}
+	names, herr := namesWithHelper(g, ref)
+	if herr != nil {
+		return img, "", herr
+	}
+	if found, ferr := im.store.Find(ref, names...); ferr == nil {
+		return found, matchedName(found, names), nil
+	}
+	return img, "", err
 }
 
-// interruptible is a context cancelled by SIGINT or SIGTERM, so that an
-// interrupted pull removes what it had fetched.
-func interruptible() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-}
-
-// find looks ref up in the store: by the names a short name may mean, by
-// its exact name, or by ID.
-func (im *images) find(ref string) (image.Image, error) {
-	names := im.regs.LocalNames(ref)
-	names = append(names, ref)
-	return im.store.Find(ref, names...)
+// matchedName is the first of candidates that img is known by.
+func matchedName(img image.Image, candidates []string) string {
+	for _, c := range candidates {
+		for _, n := range append(append([]string{}, img.Names...), img.Aliases...) {
+			if n == c {
+				return n
+			}
+		}
+	}
+	return ""
 }
 
 // collect removes from the disk what no image uses any more (retired
@@ -80,84 +76,6 @@ func (im *images) collect() error {
 		return err
 	}
 	return userns.RunMappedTask(userns.MappedTaskOptions{Task: "remove", Args: garbage, Logger: im.log})
-}
-
-// PullCmd is `isobox pull`.
-type PullCmd struct {
-	Platform  string `placeholder:"OS/ARCH[/VARIANT]" help:"Platform to pull from an image index (default this host's)."`
-	TLSVerify bool   `name:"tls-verify" default:"true" negatable:"" help:"Require HTTPS and a valid certificate (registries on localhost and 127.0.0.1 use HTTP anyway)."`
-	Quiet     bool   `short:"q" help:"Print only the image ID."`
-	Ref       string `arg:"" placeholder:"REF" help:"Image reference: [REGISTRY/]REPOSITORY[:TAG|@DIGEST]; a short name is resolved through registries.conf (default docker.io)."`
-}
-
-func (p *PullCmd) Run(log *slog.Logger) error {
-	im, err := openImages(log)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := interruptible()
-	defer cancel()
-	img, err := fetch.Pull(ctx, p.Ref, im.options(p.TLSVerify, p.Platform, p.Quiet))
-	if err != nil {
-		return fmt.Errorf("pull %s: %w", p.Ref, err)
-	}
-	fmt.Println(image.Hex(img.ID))
-	return nil
-}
-
-// LoadCmd is `isobox load`.
-type LoadCmd struct {
-	Input string `short:"i" name:"input" placeholder:"FILE|DIR" help:"Archive or OCI layout to load (default the argument, or standard input)."`
-	Quiet bool   `short:"q" help:"Print only the image IDs."`
-	Path  string `arg:"" optional:"" placeholder:"FILE|DIR" help:"A docker save archive (plain or compressed), an OCI layout directory, or a tar of one."`
-}
-
-func (l *LoadCmd) Run(log *slog.Logger) error {
-	src := l.Input
-	if src == "" {
-		src = l.Path
-	}
-	im, err := openImages(log)
-	if err != nil {
-		return err
-	}
-	if src == "" || src == "-" {
-		if term.IsTerminal(int(os.Stdin.Fd())) {
-			return errors.New("load: give an archive (-i FILE), or pipe one in")
-		}
-		f, err := im.store.TempFile("stdin")
-		if err != nil {
-			return err
-		}
-		defer os.Remove(f.Name())
-		_, err = io.Copy(f, bufio.NewReaderSize(os.Stdin, 1<<20))
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("load: standard input: %w", err)
-		}
-		src = f.Name()
-	}
-	ctx, cancel := interruptible()
-	defer cancel()
-	ids, err := fetch.Load(ctx, src, im.options(true, "", l.Quiet))
-	if err != nil {
-		return fmt.Errorf("load: %w", err)
-	}
-	for _, id := range ids {
-		if l.Quiet {
-			fmt.Println(image.Hex(id))
-			continue
-		}
-		img, err := im.store.Find(id)
-		if err == nil && len(img.Names) > 0 {
-			fmt.Println("Loaded image: " + strings.Join(img.Names, ", "))
-		} else {
-			fmt.Println("Loaded image: " + image.Hex(id))
-		}
-	}
-	return nil
 }
 
 // ImagesCmd is `isobox images`.
@@ -277,8 +195,8 @@ type ImageCmd struct {
 	Inspect ImageInspectCmd `cmd:"" help:"Print images' configs as JSON."`
 	Rm      RmiCmd          `cmd:"" help:"Remove images."`
 	Prune   ImagePruneCmd   `cmd:"" help:"Remove images no container uses, and layers no image uses."`
-	Pull    PullCmd         `cmd:"" help:"Pull an image from a registry."`
-	Load    LoadCmd         `cmd:"" help:"Load images from an archive."`
+	Pull    PullCmd         `cmd:"" passthrough:"" help:"Pull an image from a registry."`
+	Load    LoadCmd         `cmd:"" passthrough:"" help:"Load images from an archive."`
 }
 
 // ImageInspectCmd is `isobox image inspect`.
@@ -286,14 +204,14 @@ type ImageInspectCmd struct {
 	Refs []string `arg:"" placeholder:"REF|ID" help:"Images."`
 }
 
-func (c *ImageInspectCmd) Run(log *slog.Logger) error {
+func (c *ImageInspectCmd) Run(g *Globals, log *slog.Logger) error {
 	im, err := openImages(log)
 	if err != nil {
 		return err
 	}
 	var out []map[string]any
 	for _, ref := range c.Refs {
-		img, err := im.find(ref)
+		img, _, err := im.find(g, ref)
 		if err != nil {
 			return err
 		}
@@ -334,7 +252,7 @@ type RmiCmd struct {
 	Refs  []string `arg:"" optional:"" placeholder:"REF|ID" help:"Images; a name removes that name only while the image has others."`
 }
 
-func (c *RmiCmd) Run(log *slog.Logger) error {
+func (c *RmiCmd) Run(g *Globals, log *slog.Logger) error {
 	if !c.All && len(c.Refs) == 0 {
 		return errors.New("rmi: name at least one image, or -a")
 	}
@@ -356,17 +274,17 @@ func (c *RmiCmd) Run(log *slog.Logger) error {
 		}
 	}
 	err = forEach(refs, func(ref string) error {
-		img, err := im.find(ref)
+		img, matched, err := im.find(g, ref)
 		if err != nil {
 			return err
 		}
 		// A name of an image that has others is only untagged (Docker's
 		// and podman's rule); an ID, or the last name, removes the image.
-		if name := matchedName(img, im.regs.LocalNames(ref), ref); name != "" && len(img.Names) > 1 && !c.All {
-			if _, err := im.store.Untag(img, name); err != nil {
+		if matched != "" && len(img.Names) > 1 && !c.All {
+			if _, err := im.store.Untag(img, matched); err != nil {
 				return err
 			}
-			fmt.Println("Untagged: " + name)
+			fmt.Println("Untagged: " + matched)
 			return nil
 		}
 		if err := im.releaseContainers(img, c.Force); err != nil {
@@ -385,17 +303,6 @@ func (c *RmiCmd) Run(log *slog.Logger) error {
 		err = cerr
 	}
 	return err
-}
-
-func matchedName(img image.Image, candidates []string, ref string) string {
-	for _, c := range append(candidates, ref) {
-		for _, n := range img.Names {
-			if n == c {
-				return n
-			}
-		}
-	}
-	return ""
 }
 
 // containersOf are the caller's containers, running or not, made from img.
@@ -474,73 +381,4 @@ func (c *ImagePruneCmd) Run(log *slog.Logger) error {
 		fmt.Println(image.Hex(id))
 	}
 	return im.collect()
-}
-
-// LoginCmd is `isobox login`.
-type LoginCmd struct {
-	TLSVerify     bool   `name:"tls-verify" default:"true" negatable:"" help:"Require HTTPS and a valid certificate."`
-	Username      string `short:"u" placeholder:"USER" help:"User name (asked for on a terminal when missing)."`
-	Password      string `short:"p" placeholder:"PASSWORD" help:"Password (visible to other users in ps: prefer --password-stdin)."`
-	PasswordStdin bool   `name:"password-stdin" help:"Read the password from standard input."`
-	Registry      string `arg:"" placeholder:"REGISTRY" help:"Registry host[:port]."`
-}
-
-func (c *LoginCmd) Run(log *slog.Logger) error {
-	user, pass := c.Username, c.Password
-	in := bufio.NewReader(os.Stdin)
-	tty := term.IsTerminal(int(os.Stdin.Fd()))
-	if user == "" {
-		if !tty {
-			return errors.New("login: --username is needed when standard input is not a terminal")
-		}
-		fmt.Fprint(os.Stderr, "Username: ")
-		line, err := in.ReadString('\n')
-		if err != nil {
-			return fmt.Errorf("login: %w", err)
-		}
-		user = strings.TrimSpace(line)
-	}
-	switch {
-	case c.PasswordStdin:
-		b, err := io.ReadAll(in)
-		if err != nil {
-			return fmt.Errorf("login: %w", err)
-		}
-		pass = strings.TrimRight(string(b), "\r\n")
-	case pass == "" && tty:
-		fmt.Fprint(os.Stderr, "Password: ")
-		b, err := term.ReadPassword(int(os.Stdin.Fd()))
-		fmt.Fprintln(os.Stderr)
-		if err != nil {
-			return fmt.Errorf("login: %w", err)
-		}
-		pass = string(b)
-	case pass == "":
-		return errors.New("login: give the password with --password-stdin")
-	}
-	im := &images{regs: &fetch.Registries{}, log: log}
-	ctx, cancel := interruptible()
-	defer cancel()
-	if _, err := fetch.Login(ctx, c.Registry, user, pass, im.options(c.TLSVerify, "", true)); err != nil {
-		return fmt.Errorf("login: %w", err)
-	}
-	fmt.Println("Login Succeeded!")
-	return nil
-}
-
-// LogoutCmd is `isobox logout`.
-type LogoutCmd struct {
-	Registry string `arg:"" placeholder:"REGISTRY" help:"Registry host[:port]."`
-}
-
-func (c *LogoutCmd) Run() error {
-	found, err := fetch.Logout(c.Registry)
-	if err != nil {
-		return fmt.Errorf("logout: %w", err)
-	}
-	if !found {
-		return fmt.Errorf("logout: not logged in to %s", c.Registry)
-	}
-	fmt.Println("Removed login credentials for " + c.Registry)
-	return nil
 }

@@ -45,13 +45,13 @@ type cli struct {
 	Rm      RmCmd      `cmd:"" help:"Remove containers' records (-f kills running ones first)."`
 	Logs    LogsCmd    `cmd:"" help:"Print a detached container's output."`
 	Ns      NsCmd      `cmd:"" help:"List a container's namespaces, as lsns does."`
-	Pull    PullCmd    `cmd:"" help:"Pull an image from a registry into your image store."`
-	Load    LoadCmd    `cmd:"" help:"Load images from a docker save archive or an OCI layout."`
+	Pull    PullCmd    `cmd:"" passthrough:"" help:"Pull an image from a registry into your image store."`
+	Load    LoadCmd    `cmd:"" passthrough:"" help:"Load images from a docker save archive or an OCI layout."`
 	Images  ImagesCmd  `cmd:"" help:"List stored images."`
 	Image   ImageCmd   `cmd:"" help:"Manage stored images (ls, inspect, rm, prune, pull, load)."`
 	Rmi     RmiCmd     `cmd:"" help:"Remove images."`
-	Login   LoginCmd   `cmd:"" help:"Log in to a registry (credentials in podman's auth.json)."`
-	Logout  LogoutCmd  `cmd:"" help:"Remove a registry's credentials."`
+	Login   LoginCmd   `cmd:"" passthrough:"" help:"Log in to a registry (credentials in podman's auth.json)."`
+	Logout  LogoutCmd  `cmd:"" passthrough:"" help:"Remove a registry's credentials."`
 	Rootfs  RootfsCmd  `cmd:"" help:"Build root filesystems."`
 	Check   CheckCmd   `cmd:"" help:"Report what rootless containers need on this machine, and how to fix what is missing."`
 	Unshare UnshareCmd `cmd:"" help:"Run a host command in a user namespace with the container's id mapping (like podman unshare)."`

@@ -13,7 +13,6 @@ import (
 
 	"github.com/isobox/isobox/idmap"
 	"github.com/isobox/isobox/rootfs"
-	"github.com/isobox/isobox/rootfs/image/fetch"
 	"github.com/isobox/isobox/slirp"
 	"github.com/isobox/isobox/userns"
 	"github.com/isobox/isobox/userns/seccomp"
@@ -155,8 +154,8 @@ func (r *RunCmd) Validate() error {
 	if err != nil {
 		return err
 	}
-	if err := fetch.CheckPlatform(r.Platform); err != nil {
-		return err
+	if r.Platform != "" && strings.Count(r.Platform, "/") < 1 {
+		return fmt.Errorf("--platform %q: want OS/ARCH[/VARIANT]", r.Platform)
 	}
 	r.opts = userns.Options{
 		Config: userns.Config{
@@ -282,7 +281,7 @@ func (r *RunCmd) Run(g *Globals, log *slog.Logger) error {
 	var img *imageRun
 	if r.image != "" {
 		var err error
-		if img, err = r.resolveImage(log); err != nil {
+		if img, err = r.resolveImage(g, log); err != nil {
 			return err
 		}
 		if err := r.build(img.top, img); err != nil {

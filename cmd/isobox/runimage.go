@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 
 	"github.com/isobox/isobox/rootfs/image"
-	"github.com/isobox/isobox/rootfs/image/fetch"
 )
 
 // imageRun is an image found (or pulled) for `isobox run IMAGE`.
@@ -26,22 +26,28 @@ type imageRun struct {
 }
 
 // resolveImage finds ref in the store, pulling it as --pull says.
-func (r *RunCmd) resolveImage(log *slog.Logger) (*imageRun, error) {
+func (r *RunCmd) resolveImage(g *Globals, log *slog.Logger) (*imageRun, error) {
 	im, err := openImages(log)
 	if err != nil {
 		return nil, err
 	}
-	img, err := im.find(r.image)
-	switch {
-	case r.Pull == "always" || r.Pull == "missing" && errors.Is(err, image.ErrNotStored):
-		ctx, cancel := interruptible()
-		defer cancel()
-		if img, err = fetch.Pull(ctx, r.image, im.options(r.TLSVerify, r.Platform, false)); err != nil {
-			return nil, fmt.Errorf("pull %s: %w", r.image, err)
+	// The fast path: a name, alias or ID the store knows. Otherwise
+	// isobox-image resolves the name (registries.conf), takes a stored
+	// image of a name it may mean, and pulls when --pull says so.
+	img, err := im.store.Find(r.image, r.image)
+	if r.Pull == "always" || errors.Is(err, image.ErrNotStored) {
+		flags := []string{"--policy", r.Pull, "--tls-verify=" + strconv.FormatBool(r.TLSVerify)}
+		if r.Platform != "" {
+			flags = append(flags, "--platform", r.Platform)
 		}
-	case errors.Is(err, image.ErrNotStored):
-		return nil, fmt.Errorf("%w (--pull never: isobox pull %s first)", err, r.image)
-	case err != nil:
+		id, err := pullWithHelper(g, flags, r.image)
+		if err != nil {
+			return nil, err
+		}
+		if img, err = im.store.Find(id); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
 		return nil, err
 	}
 	raw, err := im.store.Config(img)

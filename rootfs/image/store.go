@@ -33,6 +33,10 @@ type Image struct {
 	Names []string `json:"names,omitempty"`
 	// Digests are "REGISTRY/REPO@sha256:..." of the manifests it came from.
 	Digests []string `json:"digests,omitempty"`
+	// Aliases are references as they were typed ("alpine") when they
+	// resolved to this image, so that isobox finds it by them without
+	// resolving names again; like names, each is on one image at a time.
+	Aliases []string `json:"aliases,omitempty"`
 	// Layers are bottom first.
 	Layers   []Layer   `json:"layers"`
 	Created  time.Time `json:"created,omitzero"` // from the config
@@ -155,6 +159,29 @@ func (s *Store) BlobPath(digest string) string {
 	return filepath.Join(s.root, "blobs", "sha256", Hex(digest))
 }
 
+// TempLayerDir makes layers/.tmp-CHAIN-RANDOM for a layer being unpacked,
+// after removing what a killed pull left of the same layer: the caller
+// holds the layer's lock. Renamed onto LayerDir once whole, it stays in
+// the same directory, so the rename needs no write access to the layer's
+// own root (which may belong to a subordinate id).
+func (s *Store) TempLayerDir(chainID string) (string, error) {
+	layers := filepath.Join(s.root, "layers")
+	stale, _ := filepath.Glob(filepath.Join(layers, ".tmp-"+Hex(chainID)+"-*"))
+	for _, d := range stale {
+		if err := os.RemoveAll(d); err != nil {
+			return "", err
+		}
+	}
+	d := filepath.Join(layers, ".tmp-"+Hex(chainID)+"-"+randHex())
+	return d, os.Mkdir(d, 0o755)
+}
+
+// ValidDigest reports whether d is "sha256:" and 64 hex digits.
+func ValidDigest(d string) bool {
+	h, ok := strings.CutPrefix(d, "sha256:")
+	return ok && len(h) == 64 && isHex(h)
+}
+
 // TempFile makes a file for a blob being fetched, removed by the caller.
 func (s *Store) TempFile(pattern string) (*os.File, error) {
 	return os.CreateTemp(filepath.Join(s.root, "blobs"), ".tmp-"+pattern+"-")
@@ -206,7 +233,7 @@ func (s *Store) Find(key string, names ...string) (Image, error) {
 	}
 	for _, n := range names {
 		for _, img := range imgs {
-			for _, have := range append(append([]string{}, img.Names...), img.Digests...) {
+			for _, have := range append(append(append([]string{}, img.Names...), img.Digests...), img.Aliases...) {
 				if have == n {
 					return img, nil
 				}
@@ -281,11 +308,12 @@ func (s *Store) Commit(img Image, config []byte) error {
 			// Pulled again, or under another name: keep what it had.
 			img.Names = union(other.Names, img.Names)
 			img.Digests = union(other.Digests, img.Digests)
+			img.Aliases = union(other.Aliases, img.Aliases)
 			continue
 		}
-		names, digests := without(other.Names, img.Names), without(other.Digests, img.Digests)
-		if len(names) != len(other.Names) || len(digests) != len(other.Digests) {
-			other.Names, other.Digests = names, digests
+		names, digests, aliases := without(other.Names, img.Names), without(other.Digests, img.Digests), without(other.Aliases, img.Aliases)
+		if len(names) != len(other.Names) || len(digests) != len(other.Digests) || len(aliases) != len(other.Aliases) {
+			other.Names, other.Digests, other.Aliases = names, digests, aliases
 			if err := s.write(other); err != nil {
 				return err
 			}
@@ -312,6 +340,7 @@ func (s *Store) Untag(img Image, names ...string) (bare bool, err error) {
 	}
 	defer unlock()
 	img.Names = without(img.Names, names)
+	img.Aliases = without(img.Aliases, names)
 	return len(img.Names) == 0, s.write(img)
 }
 

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/isobox/isobox/rootfs/image/refs"
 	"golang.org/x/sys/unix"
 )
 
@@ -119,7 +121,7 @@ func (a *authJSON) write(p string) error {
 // authKeys are the keys a registry's entry may have: podman writes the
 // host, Docker "https://index.docker.io/v1/" for Docker Hub.
 func authKeys(registry string) []string {
-	r := normalizeHost(registry)
+	r := refs.NormalizeHost(registry)
 	keys := []string{r, "https://" + r, "http://" + r}
 	if r == "docker.io" {
 		keys = append(keys, "index.docker.io", authn.DefaultAuthKey, "registry-1.docker.io")
@@ -161,7 +163,7 @@ func saveLogin(registry, user, password string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	a.Auths[normalizeHost(registry)] = authEntry{Auth: base64.StdEncoding.EncodeToString([]byte(user + ":" + password))}
+	a.Auths[refs.NormalizeHost(registry)] = authEntry{Auth: base64.StdEncoding.EncodeToString([]byte(user + ":" + password))}
 	return p, a.write(p)
 }
 

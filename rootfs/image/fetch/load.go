@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/isobox/isobox/rootfs"
+	"github.com/isobox/isobox/rootfs/image/refs"
 )
 
 // ErrArchive: not an archive isobox can load.
@@ -152,7 +153,7 @@ func (o Options) loadDockerSave(ctx context.Context, p string) ([]string, error)
 			if err != nil {
 				return nil, fmt.Errorf("%s: tag %q: %w", p, t, err)
 			}
-			names = append(names, StoreName(parsed))
+			names = append(names, refs.StoreName(parsed))
 			if tag == nil {
 				tag = &parsed
 			}
@@ -161,7 +162,7 @@ func (o Options) loadDockerSave(ctx context.Context, p string) ([]string, error)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
-		rec, err := o.store(ctx, img, names, nil, "", false)
+		rec, err := o.store(ctx, img, names, nil, nil, "", false)
 		if err != nil {
 			return nil, err
 		}
@@ -223,12 +224,12 @@ func (o Options) loadLayout(ctx context.Context, dir string) ([]string, error) {
 			if n := desc.Annotations[a]; n != "" {
 				// A bare tag ("latest") names nothing the store can list.
 				if t, err := name.NewTag(n); err == nil && strings.ContainsAny(n, "/:") {
-					names = append(names, StoreName(t))
+					names = append(names, refs.StoreName(t))
 					break
 				}
 			}
 		}
-		rec, err := o.store(ctx, img, names, nil, "", true)
+		rec, err := o.store(ctx, img, names, nil, nil, "", true)
 		if err != nil {
 			return nil, err
 		}

@@ -7,8 +7,10 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/isobox/isobox/rootfs/image/refs"
 )
 
 // Login checks user and password against registry's /v2/ endpoint (the
@@ -22,9 +24,9 @@ func Login(ctx context.Context, registry, user, password string, o Options) (str
 	}
 	reg, err := name.NewRegistry(registry, opts...)
 	if err != nil {
-		return "", fmt.Errorf("%q: %w: %v", registry, ErrBadReference, err)
+		return "", fmt.Errorf("%q: %w: %v", registry, refs.ErrBadReference, err)
 	}
-	src := Source{Ref: reg.Repo("isobox-login").Tag("latest"), Insecure: !o.TLSVerify}
+	src := refs.Source{Ref: reg.Repo("isobox-login").Tag("latest"), Insecure: !o.TLSVerify}
 	tr := baseTransport(o, src)
 	auth := authn.FromConfig(authn.AuthConfig{Username: user, Password: password})
 	rt, err := transport.NewWithContext(ctx, reg, auth, tr, []string{reg.Repo("isobox-login").Scope(transport.PullScope)})
@@ -46,5 +48,5 @@ func Login(ctx context.Context, registry, user, password string, o Options) (str
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("%s: /v2/ answered %s", registry, resp.Status)
 	}
-	return saveLogin(normalizeHost(reg.RegistryStr()), user, password)
+	return saveLogin(refs.NormalizeHost(reg.RegistryStr()), user, password)
 }

@@ -22,6 +22,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/isobox/isobox/rootfs/image"
+	"github.com/isobox/isobox/rootfs/image/layer"
+	"github.com/isobox/isobox/rootfs/image/refs"
 )
 
 var (
@@ -42,7 +44,7 @@ var (
 // Options say how to bring an image in.
 type Options struct {
 	Store      *image.Store
-	Registries *Registries
+	Registries *refs.Registries
 	// Platform is OS/ARCH[/VARIANT]; empty for this host's.
 	Platform  string
 	TLSVerify bool
@@ -51,9 +53,13 @@ type Options struct {
 	Quiet    bool
 	// Unpack unpacks layers into the store, as root of a user namespace
 	// with the container's mapping.
-	Unpack func([]image.UnpackJob) error
+	Unpack func([]layer.Job) error
 	// Timeout bounds each connection and each wait for a response header.
 	Timeout time.Duration
+	// Policy is podman's pull policy: "always" (the default) asks the
+	// registry; "missing" takes a stored image of one of the names ref may
+	// mean and asks only when there is none; "never" never asks.
+	Policy string
 }
 
 // Pull fetches ref (a short name resolved through registries.conf) into the
@@ -68,6 +74,16 @@ func Pull(ctx context.Context, ref string, o Options) (image.Image, error) {
 	if err != nil {
 		return image.Image{}, err
 	}
+	if o.Policy == "missing" || o.Policy == "never" {
+		for _, cand := range cands {
+			if img, err := o.Store.Find(cand.Name, cand.Name); err == nil {
+				return img, nil
+			}
+		}
+		if o.Policy == "never" {
+			return image.Image{}, fmt.Errorf("%s: %w (--pull never: isobox pull %s first)", ref, image.ErrNotStored, ref)
+		}
+	}
 	var first error
 	for _, cand := range cands {
 		for _, src := range cand.Sources {
@@ -78,7 +94,11 @@ func Pull(ctx context.Context, ref string, o Options) (image.Image, error) {
 				if _, isDigest := src.Ref.(name.Digest); isDigest {
 					names = nil
 				}
-				return o.store(ctx, img, names, digests, plat.String(), true)
+				rec, err := o.store(ctx, img, names, digests, []string{ref}, plat.String(), true)
+				if err != nil {
+					return image.Image{}, fmt.Errorf("%s: %w", cand.Name, err)
+				}
+				return rec, nil
 			}
 			if first == nil {
 				first = err
@@ -121,7 +141,7 @@ func platform(s string) (v1.Platform, error) {
 }
 
 // remoteOptions are go-containerregistry's options for src.
-func (o Options) remoteOptions(ctx context.Context, src Source) []remote.Option {
+func (o Options) remoteOptions(ctx context.Context, src refs.Source) []remote.Option {
 	return []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithTransport(baseTransport(o, src)),
@@ -135,7 +155,7 @@ func (o Options) remoteOptions(ctx context.Context, src Source) []remote.Option 
 
 // baseTransport bounds every connection and wait for a response header by
 // o.Timeout, and skips certificate checks for an insecure source.
-func baseTransport(o Options, src Source) *http.Transport {
+func baseTransport(o Options, src refs.Source) *http.Transport {
 	timeout := o.Timeout
 	if timeout == 0 {
 		timeout = 30 * time.Second
@@ -155,7 +175,7 @@ func baseTransport(o Options, src Source) *http.Transport {
 }
 
 // fetchManifest gets src's manifest, through an index to plat's image.
-func (o Options) fetchManifest(ctx context.Context, src Source, plat v1.Platform) (v1.Image, string, error) {
+func (o Options) fetchManifest(ctx context.Context, src refs.Source, plat v1.Platform) (v1.Image, string, error) {
 	opts := o.remoteOptions(ctx, src)
 	desc, err := remote.Get(src.Ref, opts...)
 	if err != nil {
@@ -209,12 +229,12 @@ func (e *AuthError) Error() string {
 func (e *AuthError) Is(target error) bool { return target == ErrAuth }
 
 // registryError says what went wrong in the terms of the sentinel errors.
-func registryError(src Source, err error) error {
+func registryError(src refs.Source, err error) error {
 	var te *transport.Error
 	if errors.As(err, &te) {
 		switch {
 		case te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden || hasCode(te, transport.UnauthorizedErrorCode, transport.DeniedErrorCode):
-			return &AuthError{Registry: normalizeHost(src.Registry())}
+			return &AuthError{Registry: refs.NormalizeHost(src.Registry())}
 		case te.StatusCode == http.StatusNotFound || hasCode(te, transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode):
 			return fmt.Errorf("%s: %w in %s", src.Ref, ErrNotFound, src.Registry())
 		}
@@ -260,12 +280,12 @@ var layerTypes = map[types.MediaType]bool{
 // store brings img's missing layers in and publishes it. compressed says
 // to fetch each layer as its blob (a registry's, verified against its
 // digest); an archive's layers are read as they are stored.
-func (o Options) store(ctx context.Context, img v1.Image, names, digests []string, plat string, compressed bool) (image.Image, error) {
+func (o Options) store(ctx context.Context, img v1.Image, names, digests, aliases []string, plat string, compressed bool) (image.Image, error) {
 	rec, config, layers, err := describe(img)
 	if err != nil {
 		return image.Image{}, err
 	}
-	rec.Names, rec.Digests, rec.Platform = names, digests, plat
+	rec.Names, rec.Digests, rec.Aliases, rec.Platform = names, digests, aliases, plat
 	chains := make([]string, len(rec.Layers))
 	for i, l := range rec.Layers {
 		chains[i] = l.ChainID
@@ -357,8 +377,8 @@ func describe(img v1.Image) (image.Image, []byte, []v1.Layer, error) {
 // closes one layer at a time (go-containerregistry's remote layers hold a
 // request slot from open to close, so opening them all at once would
 // block), hashing as it goes.
-func (o Options) fetchLayers(ctx context.Context, layers []v1.Layer, recs []image.Layer, missing []int, compressed bool) ([]image.UnpackJob, func(), error) {
-	jobs := make([]image.UnpackJob, len(missing))
+func (o Options) fetchLayers(ctx context.Context, layers []v1.Layer, recs []image.Layer, missing []int, compressed bool) ([]layer.Job, func(), error) {
+	jobs := make([]layer.Job, len(missing))
 	files := make([]string, len(missing))
 	cleanup := func() {
 		for _, f := range files {
@@ -385,7 +405,7 @@ func (o Options) fetchLayers(ctx context.Context, layers []v1.Layer, recs []imag
 				} else {
 					bars.done(k)
 				}
-				jobs[k] = image.UnpackJob{Blob: path, Digest: recs[i].Digest, DiffID: recs[i].DiffID, ChainID: recs[i].ChainID}
+				jobs[k] = layer.Job{Blob: path, Digest: recs[i].Digest, DiffID: recs[i].DiffID, ChainID: recs[i].ChainID}
 				errs <- err
 			}
 		}()

@@ -1,4 +1,10 @@
-package fetch
+// Package refs says what an image reference means, as podman does: a short
+// name through registries.conf's unqualified-search-registries (docker.io
+// when there are none), a registry's mirrors and insecure flag, and the name
+// the store keeps ("docker.io/library/alpine:latest"). References are
+// parsed by go-containerregistry's name package. It reads files and
+// decides; it fetches nothing.
+package refs
 
 import (
 	"errors"
@@ -147,9 +153,9 @@ func (c *Registries) sources(ref name.Reference, storeName string, tlsVerify boo
 	var match *Registry
 	for i := range c.Registry {
 		r := &c.Registry[i]
-		p := normalizeHost(r.Prefix)
+		p := NormalizeHost(r.Prefix)
 		if storeName == p || strings.HasPrefix(storeName, p+"/") || strings.HasPrefix(storeName, p+":") || strings.HasPrefix(storeName, p+"@") {
-			if match == nil || len(p) > len(normalizeHost(match.Prefix)) {
+			if match == nil || len(p) > len(NormalizeHost(match.Prefix)) {
 				match = r
 			}
 		}
@@ -160,7 +166,7 @@ func (c *Registries) sources(ref name.Reference, storeName string, tlsVerify boo
 	if match.Blocked {
 		return nil, fmt.Errorf("%s: blocked by registries.conf ([[registry]] prefix %q)", storeName, match.Prefix)
 	}
-	rest := strings.TrimPrefix(storeName, normalizeHost(match.Prefix))
+	rest := strings.TrimPrefix(storeName, NormalizeHost(match.Prefix))
 	var out []Source
 	add := func(location string, insecure bool) error {
 		if location == "" {
@@ -195,7 +201,7 @@ func (c *Registries) sources(ref name.Reference, storeName string, tlsVerify boo
 // StoreName spells a reference as podman lists it: docker.io, not
 // index.docker.io.
 func StoreName(r name.Reference) string {
-	repo := normalizeHost(r.Context().RegistryStr()) + "/" + r.Context().RepositoryStr()
+	repo := NormalizeHost(r.Context().RegistryStr()) + "/" + r.Context().RepositoryStr()
 	switch t := r.(type) {
 	case name.Tag:
 		return repo + ":" + t.TagStr()
@@ -205,7 +211,7 @@ func StoreName(r name.Reference) string {
 	return r.Name()
 }
 
-func normalizeHost(h string) string {
+func NormalizeHost(h string) string {
 	if h == name.DefaultRegistry || h == "registry-1.docker.io" {
 		return "docker.io"
 	}
