@@ -73,9 +73,11 @@ func run(bin string) error {
 	if err := copyFile(bin, runner); err != nil {
 		return err
 	}
-	// --net gvisor's helper lives next to isobox.
-	if err := copyFile(filepath.Join(filepath.Dir(bin), "isobox-gvisor"), filepath.Join(dir, "isobox-gvisor")); err != nil {
-		return err
+	// --net gvisor's helper and the image helper live next to isobox.
+	for _, h := range []string{"isobox-gvisor", "isobox-image"} {
+		if err := copyFile(filepath.Join(filepath.Dir(bin), h), filepath.Join(dir, h)); err != nil {
+			return err
+		}
 	}
 	rootfs = filepath.Join(dir, "rootfs")
 	if out, err := command(runner, "rootfs", "busybox", rootfs).CombinedOutput(); err != nil {
@@ -95,27 +97,32 @@ func run(bin string) error {
 	results := map[string]float64{}
 	pod := findPodman(dir)
 
+	// ISOBOX_BENCH_ONLY=images runs the image section alone.
+	if os.Getenv("ISOBOX_BENCH_ONLY") == "images" {
+		return benchImages(dir, pod, results)
+	}
+
 	fmt.Println("\n== 1. start to exit of /bin/true, no network (median of 21 after 3 warm-ups, interleaved)")
 	peers := []peer{
-		{"isobox --net none", []string{runner, "run", "--rm", "--net", "none", rootfs, "/bin/true"}},
+		{name: "isobox --net none", argv: []string{runner, "run", "--rm", "--net", "none", rootfs, "/bin/true"}},
 		// The single-id map bwrap and unshare -r write: no setuid helper.
-		{"isobox --net none --map single", []string{runner, "run", "--rm", "--net", "none", "--map", "single", rootfs, "/bin/true"}},
+		{name: "isobox --net none --map single", argv: []string{runner, "run", "--rm", "--net", "none", "--map", "single", rootfs, "/bin/true"}},
 	}
 	if p, err := exec.LookPath("bwrap"); err == nil {
-		peers = append(peers, peer{"bwrap --unshare-all", []string{p, "--unshare-all", "--uid", "0", "--gid", "0", "--bind", rootfs, "/", "--proc", "/proc", "--dev", "/dev", "/bin/true"}})
+		peers = append(peers, peer{name: "bwrap --unshare-all", argv: []string{p, "--unshare-all", "--uid", "0", "--gid", "0", "--bind", rootfs, "/", "--proc", "/proc", "--dev", "/dev", "/bin/true"}})
 	} else {
 		fmt.Println("bwrap: not installed, skipped (sudo apt-get install bubblewrap)")
 	}
-	peers = append(peers, peer{"unshare -r ... chroot", []string{"unshare", "-r", "--mount", "--pid", "--uts", "--ipc", "--net", "--cgroup", "--fork", "chroot", rootfs, "/bin/true"}})
+	peers = append(peers, peer{name: "unshare -r ... chroot", argv: []string{"unshare", "-r", "--mount", "--pid", "--uts", "--ipc", "--net", "--cgroup", "--fork", "chroot", rootfs, "/bin/true"}})
 	// isobox's own mapping, through newuidmap and newgidmap (util-linux
 	// 2.38+): the same work for the user namespace, in C.
 	if out, err := command("unshare", "--map-auto", "-r", "true").CombinedOutput(); err == nil {
-		peers = append(peers, peer{"unshare --map-auto -r ... chroot", []string{"unshare", "--map-auto", "-r", "--mount", "--pid", "--uts", "--ipc", "--net", "--cgroup", "--fork", "chroot", rootfs, "/bin/true"}})
+		peers = append(peers, peer{name: "unshare --map-auto -r ... chroot", argv: []string{"unshare", "--map-auto", "-r", "--mount", "--pid", "--uts", "--ipc", "--net", "--cgroup", "--fork", "chroot", rootfs, "/bin/true"}})
 	} else {
 		fmt.Printf("unshare --map-auto: cannot run here, skipped: %v %s\n", err, lastLine(out))
 	}
 	if pod != nil {
-		peers = append(peers, peer{"podman --network=none", pod.run("--network=none", podImage, "/bin/true")})
+		peers = append(peers, peer{name: "podman --network=none", argv: pod.run("--network=none", podImage, "/bin/true")})
 	}
 	if err := timePeers(peers, results); err != nil {
 		return err
@@ -130,16 +137,16 @@ func run(bin string) error {
 
 	fmt.Println("\n== 2. start to exit of /bin/true with user-mode networking")
 	peers = []peer{
-		{"isobox --net slirp", []string{runner, "run", "--rm", "--net", "slirp", rootfs, "/bin/true"}},
-		{"isobox --net gvisor", []string{runner, "run", "--rm", "--net", "gvisor", rootfs, "/bin/true"}},
+		{name: "isobox --net slirp", argv: []string{runner, "run", "--rm", "--net", "slirp", rootfs, "/bin/true"}},
+		{name: "isobox --net gvisor", argv: []string{runner, "run", "--rm", "--net", "gvisor", rootfs, "/bin/true"}},
 	}
 	if p, err := exec.LookPath("rootlesskit"); err == nil {
-		peers = append(peers, peer{"rootlesskit --net=slirp4netns", []string{p, "--net=slirp4netns", "--disable-host-loopback", "/bin/true"}})
+		peers = append(peers, peer{name: "rootlesskit --net=slirp4netns", argv: []string{p, "--net=slirp4netns", "--disable-host-loopback", "/bin/true"}})
 	} else {
 		fmt.Println("rootlesskit: not installed, skipped (sudo apt-get install rootlesskit)")
 	}
 	if pod != nil {
-		peers = append(peers, peer{"podman (default network)", pod.run(podImage, "/bin/true")})
+		peers = append(peers, peer{name: "podman (default network)", argv: pod.run(podImage, "/bin/true")})
 	}
 	if err := timePeers(peers, results); err != nil {
 		return err
@@ -227,6 +234,10 @@ func run(bin string) error {
 	results["concurrent50_failures isobox"] = float64(failures)
 	fmt.Printf("isobox: %d started, %d failed, %.2f s wall time (target: no failures)\n", 50-failures, failures, wall.Seconds())
 
+	if err := benchImages(dir, pod, results); err != nil {
+		return err
+	}
+
 	b, _ := json.MarshalIndent(results, "", "  ")
 	out := filepath.Join(filepath.Dir(bin), "bench.json")
 	if err := os.WriteFile(out, append(b, '\n'), 0o644); err != nil {
@@ -240,6 +251,7 @@ func run(bin string) error {
 type peer struct {
 	name string
 	argv []string
+	env  []string // added to command's environment
 }
 
 // timePeers runs the peers interleaved, 3 warm-ups then 21 timed rounds,
@@ -254,8 +266,9 @@ func timePeers(peers []peer, results map[string]float64) error {
 	cpu := map[string][]time.Duration{}
 	for i := 0; i < 24; i++ {
 		for _, p := range peers {
-			start := time.Now()
 			c := command(p.argv[0], p.argv[1:]...)
+			c.Env = append(c.Env, p.env...)
+			start := time.Now()
 			if out, err := c.CombinedOutput(); err != nil {
 				return fmt.Errorf("%s: %v %s", p.name, err, out)
 			}

@@ -117,8 +117,11 @@ func unpackOne(s *image.Store, j Job) (tmp string, st rootfs.ExtractStats, err e
 		return fail(err)
 	}
 	defer plain.Close()
+	// Decompression and hashing run ahead on another goroutine (another
+	// CPU) while this one creates the files: each takes about as long.
 	h := sha256.New()
-	tee := io.TeeReader(plain, h)
+	tee := newReadAhead(io.TeeReader(plain, h))
+	defer tee.Close()
 	st, err = rootfs.Extract(tee, rootfs.ExtractOptions{Dir: tmp, Owners: true, Layer: true})
 	if err != nil {
 		return fail(err)
@@ -135,6 +138,74 @@ func unpackOne(s *image.Store, j Job) (tmp string, st rootfs.ExtractStats, err e
 
 // ErrDiffIDMismatch: a layer's content is not what the image's config says.
 var ErrDiffIDMismatch = errors.New("DiffID mismatch")
+
+// readAhead reads its source on a goroutine of its own, up to readAheadChunks
+// chunks ahead of its reader.
+type readAhead struct {
+	chunks chan []byte
+	errc   chan error
+	done   chan struct{}
+	cur    []byte
+	err    error
+}
+
+const (
+	readAheadChunk  = 1 << 20
+	readAheadChunks = 16
+)
+
+func newReadAhead(src io.Reader) *readAhead {
+	r := &readAhead{chunks: make(chan []byte, readAheadChunks), errc: make(chan error, 1), done: make(chan struct{})}
+	go func() {
+		defer close(r.chunks)
+		for {
+			b := make([]byte, readAheadChunk)
+			n, err := io.ReadFull(src, b)
+			if n > 0 {
+				select {
+				case r.chunks <- b[:n]:
+				case <-r.done:
+					return
+				}
+			}
+			if err != nil {
+				if errors.Is(err, io.ErrUnexpectedEOF) {
+					err = io.EOF
+				}
+				r.errc <- err
+				return
+			}
+		}
+	}()
+	return r
+}
+
+func (r *readAhead) Read(p []byte) (int, error) {
+	for len(r.cur) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		b, ok := <-r.chunks
+		if !ok {
+			r.err = <-r.errc
+			continue
+		}
+		r.cur = b
+	}
+	n := copy(p, r.cur)
+	r.cur = r.cur[n:]
+	return n, nil
+}
+
+// Close stops the goroutine (a layer refused halfway).
+func (r *readAhead) Close() error {
+	select {
+	case <-r.done:
+	default:
+		close(r.done)
+	}
+	return nil
+}
 
 // decompress reads a gzip or zstd layer (by its magic number), or passes a
 // plain tar through, in-process with klauspost/compress: faster than the
