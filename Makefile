@@ -57,6 +57,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzLoad -fuzztime 20s ./userns/seccomp/
 	$(GO) test -run XXX -fuzz FuzzParseVolume -fuzztime 20s ./rootfs/
 	$(GO) test -run XXX -fuzz FuzzParseTmpfs -fuzztime 20s ./rootfs/
+	$(GO) test -run XXX -fuzz FuzzExtractLayerStaysInside -fuzztime 20s ./rootfs/
 
 clean:
 	rm -rf bin

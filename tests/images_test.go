@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -543,6 +544,20 @@ func TestDockerSaveAndOCILayoutArchivesLoad(t *testing.T) {
 	if imgs := s.images(); len(imgs) != 1 || len(imgs[0].Names) != 2 {
 		t.Errorf("one image, two names: %+v", imgs)
 	}
+	// A tar of the layout, on standard input.
+	layoutTar := filepath.Join(dir, "layout.tar")
+	if out, err := exec.Command("tar", "-C", lay, "-cf", layoutTar, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, out)
+	}
+	os.Chmod(layoutTar, 0o644)
+	s.must("rmi", "-a")
+	f, err := os.ReadFile(layoutTar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := s.runIn(string(f), "load"); r.code != 0 || !strings.Contains(r.stdout, "example.org/layout:v2") {
+		t.Errorf("load a tar of an OCI layout from stdin: %s", r)
+	}
 	if r := s.runIn("not an archive", "load"); r.code != 125 || !strings.HasPrefix(r.stderr, "isobox: ") {
 		t.Errorf("load of junk: %s", r)
 	}
@@ -634,5 +649,58 @@ func TestShortNamesFollowRegistriesConf(t *testing.T) {
 	}
 	if imgs := s.images(); len(imgs) != 1 || imgs[0].Names[0] != "docker.io/library/tiny:latest" {
 		t.Errorf("stored as: %+v", imgs)
+	}
+}
+
+func TestImageContainersTakeVolumesReadOnlyAndExec(t *testing.T) {
+	requireSubIDs(t)
+	reg := startRegistry(t, "", "")
+	ref := reg.push(t, "opts:1", busyboxImage(t, nil))
+	s := newImageStore(t)
+	vol := userDir(tester, "vol")
+	if err := os.WriteFile(filepath.Join(vol, "shared"), []byte("from the host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := s.must("run", "--rm", "--net", "none", "--read-only", "-v", vol+":/data:ro", ref, "sh", "-c", "cat /data/shared; touch /etc/x 2>&1 | grep -c Read-only")
+	if got != "from the host\n1\n" {
+		t.Errorf("-v and --read-only with an image: %q", got)
+	}
+	s.must("run", "-d", "--name", "ex", "--net", "none", ref, "sh", "-c", "echo inside > /marker; sleep 1000")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if r := s.run("exec", "ex", "cat", "/marker"); r.code == 0 && r.stdout == "inside\n" {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("exec into an image's container: %s", r)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.must("rm", "-f", "ex")
+	if got := s.must("run", "--rm", "--net", "none", ref, "sh", "-c", "test -e /marker && echo leaked || echo clean"); got != "clean\n" {
+		t.Errorf("a container's write reached the image: %q", got)
+	}
+}
+
+func TestFullDiskDuringUnpackStoresNothing(t *testing.T) {
+	requireSubIDs(t)
+	requireRoot(t, "mount a small tmpfs for the store")
+	reg := startRegistry(t, "", "")
+	// Small compressed, 16 MiB unpacked: the download fits, the unpack not.
+	zeros := gzLayer(t, layerTar(t, regular("zeros", strings.Repeat("\x00", 16<<20))))
+	ref := reg.push(t, "big-unpacked:1", busyboxImage(t, nil, zeros))
+	s := newImageStore(t)
+	small := privateDir(tester, "small")
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=8m,mode=0700,uid=%d,gid=%d", tester.uid, tester.gid), "tmpfs", small).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs for the test: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", small).Run() })
+	for i, kv := range s.env {
+		if strings.HasPrefix(kv, "XDG_DATA_HOME=") {
+			s.env[i] = "XDG_DATA_HOME=" + small
+		}
+	}
+	s.failsCleanly(s.run("pull", ref), "no space left on device")
+	if left, _ := filepath.Glob(filepath.Join(small, "isobox", "layers", "*")); len(left) != 0 {
+		t.Errorf("a full disk left layers: %v", left)
 	}
 }
