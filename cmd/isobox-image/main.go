@@ -28,6 +28,7 @@ import (
 	"github.com/alecthomas/kong"
 	"golang.org/x/term"
 
+	"github.com/isobox/isobox/cmd/internal/cmdline"
 	"github.com/isobox/isobox/idmap"
 	"github.com/isobox/isobox/rootfs/image"
 	"github.com/isobox/isobox/rootfs/image/fetch"
@@ -78,7 +79,7 @@ func main() {
 	os.Exit(run(os.Args[1:]))
 }
 
-func run(args []string) (code int) {
+func run(args []string) int {
 	if err := userns.CloseExecFrom3(); err != nil {
 		fmt.Fprintf(os.Stderr, "isobox: mark descriptors close-on-exec: %v\n", err)
 		return userns.ExitSetup
@@ -95,35 +96,17 @@ func run(args []string) (code int) {
 		fmt.Fprintf(os.Stderr, "isobox: %v\n", err)
 		return userns.ExitSetup
 	}
-	type exitNow int
-	parser.Exit = func(code int) { panic(exitNow(code)) }
-	defer func() {
-		if r := recover(); r != nil {
-			n, ok := r.(exitNow)
-			if !ok {
-				panic(r)
-			}
-			code = int(n)
-		}
-	}()
-	ctx, err := parser.Parse(args)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "isobox: %s\n", oneLine(err.Error()))
-		return userns.ExitSetup
-	}
-	if err := ctx.Run(userns.NewLogger(os.Stderr, c.LogLevel)); err != nil {
-		fmt.Fprintf(os.Stderr, "isobox: %s\n", oneLine(err.Error()))
-		var auth *fetch.AuthError
-		if errors.As(err, &auth) {
-			fmt.Fprintf(os.Stderr, "isobox: hint: isobox login %s (credentials go to podman's auth.json; Docker's ~/.docker/config.json is read too)\n", auth.Registry)
-		}
-		return userns.ExitSetup
-	}
-	return 0
+	bind := func() []any { return []any{userns.NewLogger(os.Stderr, c.LogLevel)} }
+	return cmdline.Run(parser, args, os.Stderr, bind, hint)
 }
 
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+// hint names the fix for a registry that wants credentials.
+func hint(err error) string {
+	var auth *fetch.AuthError
+	if errors.As(err, &auth) {
+		return "isobox login " + auth.Registry + " (credentials go to podman's auth.json; Docker's ~/.docker/config.json is read too)"
+	}
+	return ""
 }
 
 // images is what the commands open.

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/isobox/isobox/cmd/internal/cmdline"
 	"github.com/isobox/isobox/userns"
 	"github.com/isobox/isobox/userns/state"
 )
@@ -35,7 +36,7 @@ func forEach(names []string, f func(name string) error) error {
 	for _, n := range names {
 		if err := f(n); err != nil {
 			if last != nil {
-				fmt.Fprintf(os.Stderr, "isobox: %s\n", oneLine(last.Error()))
+				fmt.Fprintf(os.Stderr, "isobox: %s\n", cmdline.OneLine(last.Error()))
 			}
 			last = err
 		}

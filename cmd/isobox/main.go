@@ -14,14 +14,13 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/alecthomas/kong"
 
+	"github.com/isobox/isobox/cmd/internal/cmdline"
 	"github.com/isobox/isobox/userns"
 )
 
@@ -62,9 +61,6 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// exitCoder is any error that carries the exit status to use.
-type exitCoder interface{ ExitCode() int }
-
 func run(args []string, stdout, stderr io.Writer) int {
 	// Descriptors the caller left open without close-on-exec must not reach
 	// the container through any process this one starts.
@@ -97,8 +93,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "isobox: %v\n", err)
 		return userns.ExitSetup
 	}
-	parser.Exit = func(code int) { panic(exitNow(code)) }
-	return parseAndRun(parser, globals, args, stderr)
+	bind := func() []any { return []any{globals, userns.NewLogger(stderr, globals.LogLevel)} }
+	return cmdline.Run(parser, args, stderr, bind, hintFor)
 }
 
 // runOnly is cli with `run` alone (see run).
@@ -109,57 +105,16 @@ type runOnly struct {
 	Run RunCmd `cmd:"" help:"Run a command in a new rootless container, from a directory or an image."`
 }
 
-// exitNow is how kong's own exits (--help, --version) unwind to main.
-type exitNow int
-
-func parseAndRun(parser *kong.Kong, g *Globals, args []string, stderr io.Writer) (code int) {
-	defer func() {
-		if r := recover(); r != nil {
-			n, ok := r.(exitNow)
-			if !ok {
-				panic(r)
-			}
-			code = int(n)
-		}
-	}()
-	ctx, err := parser.Parse(args)
-	if err != nil {
-		fmt.Fprintf(stderr, "isobox: %s\n", oneLine(err.Error()))
-		return userns.ExitSetup
-	}
-	log := userns.NewLogger(stderr, g.LogLevel)
-	err = ctx.Run(g, log)
-	if err == nil {
-		return 0
-	}
-	var ec exitCoder
-	code = userns.ExitSetup
-	if errors.As(err, &ec) {
-		code = ec.ExitCode()
-	}
-	var exited commandExit
-	if !errors.As(err, &exited) {
-		fmt.Fprintf(stderr, "isobox: %s\n", oneLine(err.Error()))
-		if hint := hintFor(err); hint != "" {
-			fmt.Fprintf(stderr, "isobox: hint: %s\n", hint)
-		}
-	}
-	return code
-}
-
 // commandExit carries the container command's own exit status: no message.
 type commandExit int
 
 func (e commandExit) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 func (e commandExit) ExitCode() int { return int(e) }
+func (e commandExit) Silent()       {}
 
 func exitWith(code int) error {
 	if code == 0 {
 		return nil
 	}
 	return commandExit(code)
-}
-
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
 }

@@ -506,12 +506,21 @@ func (s *Store) openLock(rel string) (*os.File, error) {
 	return f, nil
 }
 
-// writeAtomic writes a file through a temporary one and a rename, so a
-// reader sees the old content or the new, never a part.
+// writeAtomic is WriteFileAtomic for the store's own files.
 func writeAtomic(path string, b []byte) error {
+	if err := WriteFileAtomic(path, b); err != nil {
+		return fmt.Errorf("image store: %w", err)
+	}
+	return nil
+}
+
+// WriteFileAtomic writes a file (mode 0600) through a temporary one in
+// its directory and a rename, so a reader sees the old content or the
+// new, never a part.
+func WriteFileAtomic(path string, b []byte) error {
 	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-")
 	if err != nil {
-		return fmt.Errorf("image store: %w", err)
+		return err
 	}
 	_, err = f.Write(b)
 	if err == nil {
@@ -525,9 +534,8 @@ func writeAtomic(path string, b []byte) error {
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		return fmt.Errorf("image store: %w", err)
 	}
-	return nil
+	return err
 }
 
 func randHex() string {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
+	"github.com/isobox/isobox/rootfs/image"
 	"github.com/isobox/isobox/rootfs/image/refs"
 	"golang.org/x/sys/unix"
 )
@@ -101,21 +102,7 @@ func (a *authJSON) write(p string) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".auth-")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(append(b, '\n'))
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), p)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
+	return image.WriteFileAtomic(p, append(b, '\n'))
 }
 
 // authKeys are the keys a registry's entry may have: podman writes the
