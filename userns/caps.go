@@ -201,3 +201,14 @@ func raiseAmbient(caps []uintptr) error {
 	}
 	return nil
 }
+
+// AllCapNames are the capabilities' names as --cap-add takes them.
+func AllCapNames() []string {
+	var out []string
+	for _, n := range capNames {
+		if n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}

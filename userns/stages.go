@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // The binary's internal entry points. Each stage is the same isobox binary
@@ -68,6 +71,21 @@ func MaybeRunStage() {
 }
 
 func init() {
+	if len(os.Args) == 0 {
+		return
+	}
+	// Each stage carries its own name as its command name (/proc/PID/comm,
+	// what ps -o comm, top and pgrep show), where it would otherwise be
+	// "exe" or, run from a sealed descriptor, a number. The name is the
+	// calling thread's; during package initialization the main goroutine
+	// is on the main thread, whose name is the process's.
+	if _, ok := stages[os.Args[0]]; ok {
+		name := []byte(os.Args[0])
+		if len(name) > 15 {
+			name = name[:15]
+		}
+		unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&append(name, 0)[0])), 0, 0, 0)
+	}
 	// The holder unshares the time namespace and writes its offsets to
 	// /proc/self/timens_offsets, which belongs to the thread-group leader
 	// (there is no per-thread file). Keeping the holder's main goroutine on

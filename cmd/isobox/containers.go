@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -46,8 +47,13 @@ func forEach(names []string, f func(name string) error) error {
 
 // PsCmd is `isobox ps`.
 type PsCmd struct {
-	All  bool `short:"a" help:"Also list exited containers, with their exit status."`
-	JSON bool `name:"json" help:"Print a JSON array, one object per container."`
+	All     bool     `short:"a" help:"Also list exited containers, with their exit status."`
+	JSON    bool     `name:"json" help:"Print a JSON array, one object per container."`
+	Quiet   bool     `short:"q" help:"Print only the names."`
+	Filter  []string `short:"f" placeholder:"KEY=VALUE" help:"Only containers with name=GLOB, status=created|running|exited, network=MODE or image=REF (repeatable; all must hold)."`
+	Format  string   `placeholder:"TEMPLATE" help:"A Go template over the fields of --json ({{.Name}} {{.Status}}), or json, or table."`
+	Last    int      `short:"n" placeholder:"N" help:"Only the N most recently created (implies -a)."`
+	NoTrunc bool     `name:"no-trunc" help:"Do not shorten the command and the image in the table."`
 }
 
 type psEntry struct {
@@ -76,14 +82,29 @@ func listAll() ([]state.Info, error) {
 }
 
 func (p *PsCmd) Run() error {
+	filters, err := parseFilters(p.Filter)
+	if err != nil {
+		return err
+	}
+	tmpl, err := parseFormat(p.Format)
+	if err != nil {
+		return err
+	}
 	list, err := listAll()
 	if err != nil {
 		return err
 	}
+	if p.Last > 0 {
+		p.All = true
+		sort.SliceStable(list, func(a, b int) bool { return list[a].Created.After(list[b].Created) })
+		if len(list) > p.Last {
+			list = list[:p.Last]
+		}
+	}
 	now := time.Now()
 	entries := []psEntry{}
 	for _, i := range list {
-		if !i.Running && !p.All {
+		if !i.Running && !p.All && !filters.asksExited() {
 			continue
 		}
 		e := psEntry{Name: i.Name, Status: i.Status(), ExitCode: i.ExitCode, Command: i.Command,
@@ -104,10 +125,25 @@ func (p *PsCmd) Run() error {
 		if i.Err != nil {
 			e.Status = "unknown"
 		}
-		entries = append(entries, e)
+		if filters.match(e) {
+			entries = append(entries, e)
+		}
 	}
-	if p.JSON {
+	switch {
+	case p.Quiet:
+		for _, e := range entries {
+			fmt.Println(e.Name)
+		}
+		return nil
+	case p.JSON || p.Format == "json":
 		return printJSON(entries)
+	case tmpl != nil:
+		for _, e := range entries {
+			if err := execTemplate(tmpl, e); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "NAME\tIMAGE\tPID\tSTATUS\tNET\tPORTS\tCOMMAND")
@@ -124,9 +160,22 @@ func (p *PsCmd) Run() error {
 		if img == "" {
 			img = e.Rootfs
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, img, pid, describe(e, now), orDash(e.Net), ports, strings.Join(e.Command, " "))
+		command := strings.Join(e.Command, " ")
+		if !p.NoTrunc {
+			img, command = truncate(img, 40), truncate(command, 40)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, img, pid, describe(e, now), orDash(e.Net), ports, command)
 	}
 	return w.Flush()
+}
+
+// truncate shortens s to n runes, the last one an ellipsis.
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }
 
 func orDash(s string) string {
@@ -176,7 +225,7 @@ func plural(n int, unit string) string {
 // NsCmd is `isobox ns`.
 type NsCmd struct {
 	JSON bool   `name:"json" help:"Print a JSON array, one object per namespace."`
-	Name string `arg:"" optional:"" placeholder:"NAME" help:"Container (default: every running container of yours)."`
+	Name string `predictor:"containers" arg:"" optional:"" placeholder:"NAME" help:"Container (default: every running container of yours)."`
 }
 
 type nsEntry struct {
@@ -238,7 +287,7 @@ type ExecCmd struct {
 	Workdir     string   `short:"w" placeholder:"DIR" help:"Working directory (default the container's)."`
 	User        string   `short:"u" placeholder:"UID[:GID]" help:"User to run as, by number or by name from the container's /etc/passwd (default the container's)."`
 
-	Name    string   `arg:"" placeholder:"NAME" help:"Running container."`
+	Name    string   `predictor:"containers" arg:"" placeholder:"NAME" help:"Running container."`
 	Command []string `arg:"" passthrough:"" placeholder:"COMMAND [ARG...]" help:"Command to run."`
 }
 
@@ -277,7 +326,7 @@ func (e *ExecCmd) Run() error {
 // StopCmd is `isobox stop`.
 type StopCmd struct {
 	Time  int      `short:"t" name:"time" default:"10" placeholder:"SECONDS" help:"Seconds to wait after SIGTERM before SIGKILL."`
-	Names []string `arg:"" placeholder:"NAME" help:"Running containers."`
+	Names []string `predictor:"containers" arg:"" placeholder:"NAME" help:"Running containers."`
 }
 
 func (s *StopCmd) Run() error {
@@ -299,8 +348,8 @@ func (s *StopCmd) Run() error {
 
 // KillCmd is `isobox kill`.
 type KillCmd struct {
-	Signal string   `short:"s" default:"KILL" placeholder:"SIGNAL" help:"Signal to send to the container's PID 1, by name or number."`
-	Names  []string `arg:"" placeholder:"NAME" help:"Running containers."`
+	Signal string   `predictor:"signals" short:"s" default:"KILL" placeholder:"SIGNAL" help:"Signal to send to the container's PID 1, by name or number."`
+	Names  []string `predictor:"containers" arg:"" placeholder:"NAME" help:"Running containers."`
 }
 
 func (k *KillCmd) Run() error {
@@ -324,11 +373,32 @@ func (k *KillCmd) Run() error {
 // RmCmd is `isobox rm`.
 type RmCmd struct {
 	Force bool     `short:"f" help:"Kill a running container (SIGKILL) before removing it."`
-	Names []string `arg:"" placeholder:"NAME" help:"Containers."`
+	All   bool     `short:"a" help:"Remove every container (running ones only with -f)."`
+	Names []string `predictor:"containers" arg:"" optional:"" placeholder:"NAME" help:"Containers."`
+}
+
+func (r *RmCmd) Validate() error {
+	switch {
+	case r.All && len(r.Names) > 0:
+		return errors.New("rm: -a takes no names")
+	case !r.All && len(r.Names) == 0:
+		return errors.New("rm: name at least one container, or -a")
+	}
+	return nil
 }
 
 func (r *RmCmd) Run() error {
-	return forEach(r.Names, func(name string) error {
+	names := r.Names
+	if r.All {
+		list, err := listAll()
+		if err != nil {
+			return err
+		}
+		for _, i := range list {
+			names = append(names, i.Name)
+		}
+	}
+	return forEach(names, func(name string) error {
 		dir, info, err := lookup(name)
 		if err != nil {
 			return err
@@ -366,7 +436,7 @@ func removeContainer(dir *state.Dir, info state.Info, force bool) error {
 // LogsCmd is `isobox logs`.
 type LogsCmd struct {
 	Follow bool   `short:"f" help:"Keep printing what the container writes until it exits."`
-	Name   string `arg:"" placeholder:"NAME" help:"Container started with -d."`
+	Name   string `predictor:"containers" arg:"" placeholder:"NAME" help:"Container started with -d."`
 }
 
 func (l *LogsCmd) Run() error {

@@ -201,7 +201,7 @@ type ImageCmd struct {
 
 // ImageInspectCmd is `isobox image inspect`.
 type ImageInspectCmd struct {
-	Refs []string `arg:"" placeholder:"REF|ID" help:"Images."`
+	Refs []string `predictor:"images" arg:"" placeholder:"REF|ID" help:"Images."`
 }
 
 func (c *ImageInspectCmd) Run(g *Globals, log *slog.Logger) error {
@@ -249,7 +249,7 @@ func firstDigest(img image.Image) string {
 type RmiCmd struct {
 	Force bool     `short:"f" help:"Remove the containers that use the image first."`
 	All   bool     `short:"a" help:"Remove every image."`
-	Refs  []string `arg:"" optional:"" placeholder:"REF|ID" help:"Images; a name removes that name only while the image has others."`
+	Refs  []string `predictor:"images" arg:"" optional:"" placeholder:"REF|ID" help:"Images; a name removes that name only while the image has others."`
 }
 
 func (c *RmiCmd) Run(g *Globals, log *slog.Logger) error {

@@ -36,24 +36,29 @@ type cli struct {
 	Globals
 	Version kong.VersionFlag `help:"Print the version and exit."`
 
-	Run     RunCmd     `cmd:"" help:"Run a command in a new rootless container, from a directory or an image."`
-	Ps      PsCmd      `cmd:"" help:"List your containers."`
-	Exec    ExecCmd    `cmd:"" help:"Run a command in a running container."`
-	Stop    StopCmd    `cmd:"" help:"Stop containers: SIGTERM, then SIGKILL after a timeout."`
-	Kill    KillCmd    `cmd:"" help:"Send a signal to containers (SIGKILL by default; then waits until they are gone)."`
-	Rm      RmCmd      `cmd:"" help:"Remove containers' records (-f kills running ones first)."`
-	Logs    LogsCmd    `cmd:"" help:"Print a detached container's output."`
-	Ns      NsCmd      `cmd:"" help:"List a container's namespaces, as lsns does."`
-	Pull    PullCmd    `cmd:"" passthrough:"" help:"Pull an image from a registry into your image store."`
-	Load    LoadCmd    `cmd:"" passthrough:"" help:"Load images from a docker save archive or an OCI layout."`
-	Images  ImagesCmd  `cmd:"" help:"List stored images."`
-	Image   ImageCmd   `cmd:"" help:"Manage stored images (ls, inspect, rm, prune, pull, load)."`
-	Rmi     RmiCmd     `cmd:"" help:"Remove images."`
-	Login   LoginCmd   `cmd:"" passthrough:"" help:"Log in to a registry (credentials in podman's auth.json)."`
-	Logout  LogoutCmd  `cmd:"" passthrough:"" help:"Remove a registry's credentials."`
-	Rootfs  RootfsCmd  `cmd:"" help:"Build root filesystems."`
-	Check   CheckCmd   `cmd:"" help:"Report what rootless containers need on this machine, and how to fix what is missing."`
-	Unshare UnshareCmd `cmd:"" help:"Run a host command in a user namespace with the container's id mapping (like podman unshare)."`
+	Run        RunCmd        `cmd:"" help:"Run a command in a new rootless container, from a directory or an image."`
+	Ps         PsCmd         `cmd:"" help:"List your containers."`
+	Exec       ExecCmd       `cmd:"" help:"Run a command in a running container."`
+	Stop       StopCmd       `cmd:"" help:"Stop containers: SIGTERM, then SIGKILL after a timeout."`
+	Kill       KillCmd       `cmd:"" help:"Send a signal to containers (SIGKILL by default; then waits until they are gone)."`
+	Rm         RmCmd         `cmd:"" help:"Remove containers' records (-f kills running ones first)."`
+	Logs       LogsCmd       `cmd:"" help:"Print a detached container's output."`
+	Ns         NsCmd         `cmd:"" help:"List a container's namespaces, as lsns does."`
+	Inspect    InspectCmd    `cmd:"" help:"Print containers' configuration and state as JSON."`
+	Wait       WaitCmd       `cmd:"" help:"Wait for containers to exit and print their exit statuses."`
+	Port       PortCmd       `cmd:"" help:"List a container's published ports."`
+	Container  ContainerCmd  `cmd:"" help:"Manage containers (ls, inspect, prune, rm, wait, port)."`
+	Pull       PullCmd       `cmd:"" passthrough:"" help:"Pull an image from a registry into your image store."`
+	Load       LoadCmd       `cmd:"" passthrough:"" help:"Load images from a docker save archive or an OCI layout."`
+	Images     ImagesCmd     `cmd:"" help:"List stored images."`
+	Image      ImageCmd      `cmd:"" help:"Manage stored images (ls, inspect, rm, prune, pull, load)."`
+	Rmi        RmiCmd        `cmd:"" help:"Remove images."`
+	Login      LoginCmd      `cmd:"" passthrough:"" help:"Log in to a registry (credentials in podman's auth.json)."`
+	Logout     LogoutCmd     `cmd:"" passthrough:"" help:"Remove a registry's credentials."`
+	Rootfs     RootfsCmd     `cmd:"" help:"Build root filesystems."`
+	Check      CheckCmd      `cmd:"" help:"Report what rootless containers need on this machine, and how to fix what is missing."`
+	Unshare    UnshareCmd    `cmd:"" help:"Run a host command in a user namespace with the container's id mapping (like podman unshare)."`
+	Completion CompletionCmd `cmd:"" help:"Print a shell completion script: source <(isobox completion bash)."`
 }
 
 func main() {
@@ -78,7 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var c cli
 	var model any = &c
 	globals := &c.Globals
-	if len(args) > 0 && args[0] == "run" {
+	if len(args) > 0 && args[0] == "run" && !completing() {
 		r := &runOnly{}
 		model, globals = r, &r.Globals
 	}
@@ -92,6 +97,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "isobox: %v\n", err)
 		return userns.ExitSetup
+	}
+	if completing() {
+		completeFor(parser)
 	}
 	bind := func() []any { return []any{globals, userns.NewLogger(stderr, globals.LogLevel)} }
 	return cmdline.Run(parser, args, stderr, bind, hintFor)

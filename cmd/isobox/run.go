@@ -22,7 +22,7 @@ import (
 // RunCmd is `isobox run`.
 type RunCmd struct {
 	Hostname string `default:"isobox" help:"Container hostname (a DNS name of at most 64 bytes)."`
-	Net      string `placeholder:"MODE" help:"Network (default slirp, or gvisor when slirp4netns is not installed): slirp (user-mode networking through slirp4netns: 10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3), gvisor (the same through the isobox-gvisor helper, nothing else to install: gateway and DNS 10.0.2.1), pasta (passt's pasta, 2023_06_25 or later), none (own namespace, loopback only), or host (the caller's network)."`
+	Net      string `predictor:"net" placeholder:"MODE" help:"Network (default slirp, or gvisor when slirp4netns is not installed): slirp (user-mode networking through slirp4netns: 10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3), gvisor (the same through the isobox-gvisor helper, nothing else to install: gateway and DNS 10.0.2.1), pasta (passt's pasta, 2023_06_25 or later), none (own namespace, loopback only), or host (the caller's network)."`
 
 	Publish           []string `short:"p" sep:"none" placeholder:"[IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp]" help:"Publish a container port on the host (--net slirp or gvisor). Without IP it listens on 127.0.0.1 only, unlike podman's 0.0.0.0: give 0.0.0.0: to open it to the network. Repeatable."`
 	AllowHostLoopback bool     `name:"allow-host-loopback" help:"With --net slirp or gvisor, let the container reach the host's 127.0.0.1 through the gateway, 10.0.2.2 (10.0.2.1 with gvisor); blocked by default."`
@@ -37,8 +37,8 @@ type RunCmd struct {
 	// always connected, as with bubblewrap.
 	Interactive bool        `short:"i" help:"Keep stdin connected (always on; accepted for compatibility)."`
 	NoInit      bool        `name:"no-init" help:"Run the command as PID 1 itself instead of under isobox's init (it then ignores signals it does not handle, and exec cannot enter it)."`
-	CapAdd      []string    `name:"cap-add" placeholder:"CAP" help:"Add a capability (CAP_ prefix optional, ALL for every one) to the default set: CHOWN DAC_OVERRIDE FOWNER FSETID KILL NET_BIND_SERVICE SETFCAP SETGID SETPCAP SETUID SYS_CHROOT (podman's). A non-root --user gets only the ones added. Repeatable."`
-	CapDrop     []string    `name:"cap-drop" placeholder:"CAP" help:"Drop a capability (ALL for every one, then --cap-add what is needed). Repeatable."`
+	CapAdd      []string    `predictor:"caps" name:"cap-add" placeholder:"CAP" help:"Add a capability (CAP_ prefix optional, ALL for every one) to the default set: CHOWN DAC_OVERRIDE FOWNER FSETID KILL NET_BIND_SERVICE SETFCAP SETGID SETPCAP SETUID SYS_CHROOT (podman's). A non-root --user gets only the ones added. Repeatable."`
+	CapDrop     []string    `predictor:"caps" name:"cap-drop" placeholder:"CAP" help:"Drop a capability (ALL for every one, then --cap-add what is needed). Repeatable."`
 	SecurityOpt []string    `name:"security-opt" sep:"none" placeholder:"OPT" help:"seccomp=unconfined runs without Docker's default seccomp filter, seccomp=FILE.json with a profile in Docker's format; no-new-privileges=false lets setuid binaries and file capabilities inside gain privilege again (it is on by default: set it off for a container that needs sudo or ping through setuid). Repeatable."`
 	Volume      []string    `short:"v" sep:"none" placeholder:"SRC:DST[:OPTS]" help:"Bind a host file or directory (relative to the current directory) at DST, created if missing. OPTS: ro, rw (default), nosuid, nodev, noexec. DST is resolved inside the rootfs, never on the host. Repeatable."`
 	Tmpfs       []string    `sep:"none" placeholder:"DST[:OPTS]" help:"Mount a tmpfs at DST. OPTS: size=BYTES[k|m|g], mode=OCTAL, ro, noexec. Repeatable."`
@@ -52,12 +52,13 @@ type RunCmd struct {
 	TLSVerify   bool        `name:"tls-verify" default:"true" negatable:"" help:"With an image to pull: require HTTPS and a valid certificate."`
 	Platform    string      `placeholder:"OS/ARCH[/VARIANT]" help:"With an image to pull: the platform to take from an index."`
 
-	Rootfs  string   `arg:"" placeholder:"ROOTFS|IMAGE" help:"Root filesystem directory (an existing directory, or a path starting with /, ./, ../ or ~), or an image reference."`
+	Rootfs  string   `predictor:"rootfs" arg:"" placeholder:"ROOTFS|IMAGE" help:"Root filesystem directory (an existing directory, or a path starting with /, ./, ../ or ~), or an image reference."`
 	Command []string `arg:"" optional:"" passthrough:"" placeholder:"COMMAND [ARG...]" help:"Command to run (default the image's, or /bin/sh)."`
 
 	opts  userns.Options
 	env   []string // from -e and --env-file
 	image string   // the image reference, when Rootfs is one
+	sec   securityOpts
 }
 
 // Validate checks the flags and builds the launcher's options, so that
@@ -150,6 +151,7 @@ func (r *RunCmd) Validate() error {
 	if err != nil {
 		return err
 	}
+	r.sec = sec
 	filter, err := seccompFilter(sec, caps)
 	if err != nil {
 		return err
@@ -305,6 +307,7 @@ func (r *RunCmd) Run(g *Globals, log *slog.Logger) error {
 	if img != nil {
 		rec.Image, rec.ImageID, rec.StopSignal = img.name, img.img.ID, img.config.StopSignal
 	}
+	rec.Config = r.recordConfig()
 	for _, p := range r.opts.Publish {
 		rec.Ports = append(rec.Ports, p.String())
 	}
@@ -327,6 +330,42 @@ func (r *RunCmd) Run(g *Globals, log *slog.Logger) error {
 		return err
 	}
 	return exitWith(code)
+}
+
+// recordConfig is what inspect shows of the set-up.
+func (r *RunCmd) recordConfig() *state.Config {
+	c := r.opts.Config
+	rc := &state.Config{
+		Env: c.Env, User: fmt.Sprintf("%d:%d", c.UID, c.GID), Workdir: c.Workdir, Hostname: c.Hostname,
+		Mounts: []state.MountInfo{}, ReadOnly: c.Readonly, Overlay: c.Overlay != nil, Caps: c.Caps.Names(),
+		NoNewPrivs: !c.NewPrivs, Seccomp: "default", Map: r.Map, TimeOffsets: r.TimeOffset,
+	}
+	if rc.Workdir == "" {
+		rc.Workdir = "/"
+	}
+	switch {
+	case r.sec.unconfined:
+		rc.Seccomp = "unconfined"
+	case r.sec.seccompProfile != "":
+		rc.Seccomp = r.sec.seccompProfile
+	}
+	for _, m := range c.Mounts {
+		mi := state.MountInfo{Type: "bind", Source: m.Source, Destination: m.Dest}
+		var opts []string
+		if m.Tmpfs() {
+			mi.Type = "tmpfs"
+			if m.Data != "" {
+				opts = append(opts, m.Data)
+			}
+		}
+		opts = append(opts, map[bool]string{true: "ro", false: "rw"}[m.Readonly])
+		if m.Flags != 0 {
+			opts = append(opts, strings.ToLower(strings.NewReplacer("MS_", "", "|", ",").Replace(rootfs.FlagString(m.Flags))))
+		}
+		mi.Options = strings.Join(opts, ",")
+		rc.Mounts = append(rc.Mounts, mi)
+	}
+	return rc
 }
 
 // createRecord publishes the record under name, or under a new random name

@@ -107,6 +107,33 @@ type Record struct {
 	Finished time.Time `json:"finished,omitzero"`
 	// ExitCode is set once the runner saw the container exit.
 	ExitCode *int `json:"exitCode,omitempty"`
+	// Config is how the container was set up, for inspect.
+	Config *Config `json:"config,omitempty"`
+}
+
+// Config is what `isobox inspect` shows of a container's set-up, as the
+// runner planned it.
+type Config struct {
+	Env         []string    `json:"env"`
+	User        string      `json:"user"` // UID:GID inside
+	Workdir     string      `json:"workdir"`
+	Hostname    string      `json:"hostname"`
+	Mounts      []MountInfo `json:"mounts"`
+	ReadOnly    bool        `json:"readOnly,omitempty"`
+	Overlay     bool        `json:"overlay,omitempty"`
+	Caps        []string    `json:"capabilities"`
+	NoNewPrivs  bool        `json:"noNewPrivileges"`
+	Seccomp     string      `json:"seccomp"` // default, unconfined or a profile's path
+	Map         string      `json:"map"`     // auto, full or single, as asked
+	TimeOffsets string      `json:"timeOffsets,omitempty"`
+}
+
+// MountInfo is a volume or tmpfs mount.
+type MountInfo struct {
+	Type        string `json:"type"` // bind or tmpfs
+	Source      string `json:"source,omitempty"`
+	Destination string `json:"destination"`
+	Options     string `json:"options,omitempty"`
 }
 
 // Dir is the caller's state directory.
@@ -377,6 +404,28 @@ func (d *Dir) Delete(name string) error {
 		}
 	}
 	return removeDir(info.Dir)
+}
+
+// WaitExit blocks until the record's runner is gone (its lock is free).
+func WaitExit(dir string) error {
+	f, err := os.Open(filepath.Join(dir, lockFile))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	defer f.Close()
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_SH)
+		if err == nil {
+			unix.Flock(int(f.Fd()), unix.LOCK_UN)
+			return nil
+		}
+		if !errors.Is(err, unix.EINTR) {
+			return &os.PathError{Op: "flock", Path: f.Name(), Err: err}
+		}
+	}
 }
 
 // WaitUnlocked waits until no runner holds the record's lock (the runner
