@@ -26,6 +26,9 @@ type Spec struct {
 	Readonly bool
 	// Overlay, when set, puts a copy-on-write layer over the rootfs.
 	Overlay *Overlay
+	// Trace, when set, is told each step's key as it begins (the debug
+	// log that `run --explain` is checked against).
+	Trace func(key string) `json:"-"`
 }
 
 // File is content to show at Path inside the container.
@@ -68,35 +71,27 @@ func Prepare(s Spec) error {
 // its root (a helper run in this mount namespace meanwhile finds the host's
 // programs, not the container's). The mounts stay in place on an error.
 func PrepareToPivot(s Spec) (pivotRoot func() error, err error) {
-	// Nothing done below may propagate back to the host's mounts.
-	if err := mount("", "/", "", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return nil, err
-	}
-	if s.Overlay != nil {
-		if err := mountOverlay(s.Root, *s.Overlay); err != nil {
-			return nil, err
+	p := &preparer{s: s}
+	for _, st := range steps {
+		if st.applies != nil && !st.applies(s) {
+			continue
 		}
-	}
-	// pivot_root needs the new root to be a mount point: bind it onto itself.
-	if err := mount(s.Root, s.Root, "", "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return nil, err
-	}
-	r, err := openRoot(s.Root) // opened after the bind: the fd is on the new mount
-	if err != nil {
-		return nil, err
-	}
-	steps := []func(*root, Spec) error{
-		mountProc, mountSys, mountDev, userMounts, readonlyDefaults, bindFiles, maskPaths, remountRootReadonly,
-	}
-	for _, step := range steps {
-		if err := step(r, s); err != nil {
-			r.close()
+		if s.Trace != nil {
+			s.Trace(st.key)
+		}
+		if err := st.run(p); err != nil {
+			if p.r != nil {
+				p.r.close()
+			}
 			return nil, err
 		}
 	}
 	return func() error {
-		defer r.close()
-		return pivot(r)
+		defer p.r.close()
+		if s.Trace != nil {
+			s.Trace(pivotStep.key)
+		}
+		return pivot(p.r)
 	}, nil
 }
 

@@ -93,6 +93,9 @@ type Config struct {
 	// configuration (the runner checks the driver's report against it).
 	DirectNetwork bool           `json:"directNetwork,omitempty"`
 	Tap           *slirp.Network `json:"tap,omitempty"`
+	// Trace: init logs each step's key on stderr as it takes it
+	// (--log-level debug; the steps `run --explain` lists).
+	Trace bool `json:"trace,omitempty"`
 }
 
 // HolderConfig is what the holder needs, sent with MsgMapsWritten.

@@ -109,6 +109,7 @@ func initMain() error {
 	// driver's last step there; it configures the tap then, while the
 	// driver's helper is still starting.
 	if c.DirectNetwork {
+		c.tracer()("tap")
 		if err := slirp.WaitLinkUp(c.Tap.Dev); err != nil {
 			return failEarly(ExitSetup, err)
 		}
@@ -120,6 +121,7 @@ func initMain() error {
 		return failEarly(ExitSetup, err)
 	}
 	if c.MakeWorkdir && c.Workdir != "" {
+		c.tracer()("workdir")
 		if err := os.MkdirAll(c.Workdir, 0o755); err != nil {
 			return failEarly(ExitCannotExec, fmt.Errorf("workdir: %w", err))
 		}
@@ -135,6 +137,7 @@ func initMain() error {
 			return failEarly(ExitSetup, r.err)
 		}
 		fork = r.f
+		traceLockDown(c)
 	}
 	if err := ch.send(Message{Kind: MsgNamespacesReady}); err != nil {
 		return err
@@ -152,13 +155,17 @@ func initMain() error {
 // all but the pivot_root into it, which the caller does with pivotRoot.
 func setupContainer(c *Config) (pivotRoot func() error, err error) {
 	unix.Umask(0o022)
+	trace := c.tracer()
+	trace("hostname")
 	if err := unix.Sethostname([]byte(c.Hostname)); err != nil {
 		return nil, fmt.Errorf("sethostname %q: %w", c.Hostname, err)
 	}
 	if c.Net != NetHost {
+		trace("loopback")
 		if err := slirp.LoopbackUp(); err != nil {
 			return nil, err
 		}
+		trace("ping_group_range")
 		// ping without CAP_NET_RAW (not in the default set): ICMP echo
 		// sockets for the container's groups, in its own network namespace,
 		// as podman sets for rootless containers. The kernel takes only
@@ -168,10 +175,28 @@ func setupContainer(c *Config) (pivotRoot func() error, err error) {
 			return nil, fmt.Errorf("net.ipv4.ping_group_range %s: %w", rng, err)
 		}
 	}
-	return rootfs.PrepareToPivot(rootfs.Spec{
-		Root: c.Rootfs, TTYGroup: c.TTYGroup, Files: c.Files,
-		Mounts: c.Mounts, Readonly: c.Readonly, Overlay: c.Overlay,
-	})
+	spec := rootfsSpec(c)
+	if c.Trace {
+		spec.Trace = trace
+	}
+	return rootfs.PrepareToPivot(spec)
+}
+
+// tracer logs a step's key on stderr with --log-level debug, in the debug
+// log's form; it does nothing otherwise.
+func (c *Config) tracer() func(key string) {
+	if !c.Trace {
+		return func(string) {}
+	}
+	return func(key string) { fmt.Fprintf(os.Stderr, "isobox: debug: [init] step key=%s\n", key) }
+}
+
+// traceLockDown logs the lock-down's steps once they are in place.
+func traceLockDown(c *Config) {
+	trace := c.tracer()
+	for _, s := range lockDownPlan(c) {
+		trace(s.Key)
+	}
 }
 
 // mappedFromZero is the highest id n such that 0..n are all mapped in the
@@ -263,6 +288,7 @@ func superviseCommand(ch *channel, c *Config, argv0 string, sigc <-chan os.Signa
 		}
 		files = []uintptr{uintptr(pty.slave), uintptr(pty.slave), uintptr(pty.slave)}
 	}
+	c.tracer()("exec")
 	pid, err := fork.forkExec(argv0, c.Args, &syscall.ProcAttr{
 		Dir:   c.Workdir,
 		Env:   c.Env,
@@ -343,6 +369,7 @@ func execCommand(ch *channel, c *Config, argv0 string) error {
 	if err := lockDown(c); err != nil {
 		return ch.fail(ExitSetup, err)
 	}
+	traceLockDown(c)
 
 	var ptyMaster []int
 	if c.TTY {
@@ -390,6 +417,7 @@ func execCommand(ch *channel, c *Config, argv0 string) error {
 	for _, fd := range ptyMaster {
 		unix.Close(fd)
 	}
+	c.tracer()("exec")
 	err := unix.Exec(argv0, c.Args, c.Env)
 	code, err := execError(c.Args[0], err)
 	return ch.fail(code, err)

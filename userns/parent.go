@@ -1,6 +1,7 @@
 package userns
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +18,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/isobox/isobox/idmap"
-	"github.com/isobox/isobox/rootfs"
 	"github.com/isobox/isobox/slirp"
 	"github.com/isobox/isobox/userns/state"
 )
@@ -91,28 +91,19 @@ func Run(o Options) (code int, err error) {
 	if len(o.Args) == 0 {
 		return 0, setupError(errors.New("no command"))
 	}
-	plan, err := PlanMapping(o.Map)
+	lp, err := decide(o)
 	if err != nil {
-		return 0, setupError(err)
+		return 0, err
 	}
+	plan, cfg, driver, userMode, flags, hc, direct, directPath := lp.mapping, lp.cfg, lp.driver, lp.userMode, lp.flags, lp.hc, lp.direct, lp.directPath
 	if plan.Fallback != nil {
 		log.Warn("mapping only root to the caller: " + plan.Fallback.Error())
 	}
-	if o.UID != 0 && !idmap.Contains(plan.UIDs, o.UID) {
-		return 0, setupError(fmt.Errorf("--user: uid %d is not mapped in the container (%d ids mapped)", o.UID, idmap.Size(plan.UIDs)))
+	if lp.slirpFallback {
+		log.Warn("slirp4netns is not installed: using --net gvisor (sudo apt-get install slirp4netns for the default)")
 	}
-	if o.GID != 0 && !idmap.Contains(plan.GIDs, o.GID) {
-		return 0, setupError(fmt.Errorf("--user: gid %d is not mapped in the container (%d ids mapped)", o.GID, idmap.Size(plan.GIDs)))
-	}
-	cfg := o.Config
-	if cfg.Net == NetDefault {
-		cfg.Net = NetSlirp
-		if !slirp.Slirp4netnsInstalled() {
-			log.Warn("slirp4netns is not installed: using --net gvisor (sudo apt-get install slirp4netns for the default)")
-			cfg.Net = NetGvisor
-		}
-	}
-	driver, userMode := cfg.Net.driver()
+	trace := func(key string) { log.Debug("step", "key", key) }
+	cfg.Trace = log.Enabled(context.Background(), slog.LevelDebug)
 	var prepared <-chan slirp.PreparedDriver
 	var netLog io.Writer
 	if userMode {
@@ -121,42 +112,12 @@ func Run(o Options) (code int, err error) {
 		}
 		netLog = slirpLog(log, string(driver))
 		prepared = slirp.PrepareDriver(driver, o.AllowHostLoopback, netLog)
-		hosts, resolv := slirp.Files(driver, cfg.Hostname)
-		cfg.Files = append(cfg.Files, rootfs.File{Path: "/etc/hosts", Content: hosts}, rootfs.File{Path: "/etc/resolv.conf", Content: resolv})
 	}
-	cfg.SetGroups = plan.Full
-	cfg.TTYGroup = idmap.Contains(plan.GIDs, 5)
 
 	var term *terminal
 	if cfg.TTY {
 		term = newTerminal(stdio[0], stdio[1])
 		cfg.Rows, cfg.Cols = term.size()
-	}
-
-	flags := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWCGROUP)
-	if cfg.Net != NetHost {
-		flags |= unix.CLONE_NEWNET
-	}
-	hc := &HolderConfig{Cloneflags: flags, Offsets: o.TimeOffsets, Time: HaveTimeNamespace()}
-	if !hc.Time && o.TimeOffsets != (TimeOffsets{}) {
-		return 0, setupError(errors.New("--time-offset: this kernel has no time namespaces (Linux 5.6+)"))
-	}
-	// The holder is needed for time offsets (written after unshare, before
-	// init is cloned), for published ports and the gvisor and pasta drivers
-	// (their child sides run in it). Without those, init is cloned
-	// directly, in all its namespaces at once: one Go process fewer to
-	// start and to exit. With slirp4netns, init itself is then the
-	// process whose mount namespace the driver's nsenter joins, so it
-	// pivots only once the network is up (Config.DirectNetwork).
-	directPath, direct := directExe()
-	direct = direct && !cgoBuild && len(o.Publish) == 0 && o.TimeOffsets == (TimeOffsets{}) &&
-		(!userMode || driver == slirp.DriverSlirp4netns)
-	if cfg.DirectNetwork = direct && userMode; cfg.DirectNetwork {
-		tap := driver.Expected()
-		cfg.Tap = &tap
-	}
-	if direct && hc.Time {
-		flags |= unix.CLONE_NEWTIME // zero offsets: clone3 makes it
 	}
 
 	// init's channel: the config is queued in the socket once the maps
@@ -269,8 +230,10 @@ func Run(o Options) (code int, err error) {
 	}
 	var h *holder
 	if direct {
+		trace("clone")
 		h, err = startInit(directPath, flags, stdio, initChild)
 	} else {
+		trace("clone-holder")
 		h, err = startHolder(stageHolder, []string{}, stdio, initChild)
 	}
 	initChild.Close()
@@ -340,6 +303,8 @@ func Run(o Options) (code int, err error) {
 	if err := mapsResult(); err != nil {
 		return abortedCode(setupError(fmt.Errorf("write id maps: %w", err)))
 	}
+	trace("uid-map")
+	trace("gid-map")
 	// A direct init waits for its config, so it does nothing as root of
 	// its namespace before it is root there.
 	if err := sendConfig(); err != nil {
@@ -355,6 +320,7 @@ func Run(o Options) (code int, err error) {
 			return abortedCode(stageError(err))
 		}
 		h.initPid, h.netns = m.Pid, m.NetNS
+		trace("clone-init")
 	}
 	// Read now: init waits for network-ready, so it cannot have exited and
 	// been reaped yet, as a short command's init may be by the time it runs.
@@ -390,6 +356,9 @@ func Run(o Options) (code int, err error) {
 	}
 	if net.err != nil {
 		return abortedCode(stageError(net.err))
+	}
+	if userMode {
+		trace("network")
 	}
 	// init handles signals from here on (queueing them until the command
 	// runs); before, the kernel would drop them, as PID 1 had no handler

@@ -286,6 +286,8 @@ type ExecCmd struct {
 	Env         []string `short:"e" sep:"none" placeholder:"KEY[=VALUE]" help:"Set a variable over the container's; KEY alone takes the caller's value. Repeatable."`
 	Workdir     string   `short:"w" placeholder:"DIR" help:"Working directory (default the container's)."`
 	User        string   `short:"u" placeholder:"UID[:GID]" help:"User to run as, by number or by name from the container's /etc/passwd (default the container's)."`
+	Explain     bool     `help:"Start nothing: print what isobox would do, as the commands a user would type (nsenter...)."`
+	JSON        bool     `name:"json" help:"With --explain: the plan as JSON."`
 
 	Name    string   `predictor:"containers" arg:"" placeholder:"NAME" help:"Running container."`
 	Command []string `arg:"" passthrough:"" placeholder:"COMMAND [ARG...]" help:"Command to run."`
@@ -314,9 +316,15 @@ func (e *ExecCmd) Run() error {
 	if info.NoInit {
 		return fmt.Errorf("%q was started with --no-init: exec asks the container's isobox init to start the process, and its PID 1 is the command itself (start it without --no-init)", e.Name)
 	}
-	code, err := userns.Exec(info.Dir, userns.ExecRequest{
-		Args: e.Command, Env: env, Workdir: e.Workdir, User: e.User, TTY: e.TTY,
-	})
+	req := userns.ExecRequest{Args: e.Command, Env: env, Workdir: e.Workdir, User: e.User, TTY: e.TTY}
+	if e.Explain {
+		wd := ""
+		if info.Config != nil {
+			wd = info.Config.Workdir
+		}
+		return printPlan(userns.ExplainExec(info.PID, filepath.Join(info.Dir, state.SocketFile), wd, req), e.JSON, "isobox exec")
+	}
+	code, err := userns.Exec(info.Dir, req)
 	if err != nil {
 		return err
 	}

@@ -51,6 +51,8 @@ type RunCmd struct {
 	Entrypoint  *string     `placeholder:"CMD" help:"Replace the image's Entrypoint (and clear its Cmd); --entrypoint '' clears it."`
 	TLSVerify   bool        `name:"tls-verify" default:"true" negatable:"" help:"With an image to pull: require HTTPS and a valid certificate."`
 	Platform    string      `placeholder:"OS/ARCH[/VARIANT]" help:"With an image to pull: the platform to take from an index."`
+	Explain     bool        `help:"Start nothing: print what isobox would do for these options, as a numbered script of the article's commands (unshare, newuidmap, mount, hostname, ip, pivot_root...)."`
+	JSON        bool        `name:"json" help:"With --explain: the plan as JSON."`
 
 	Rootfs  string   `predictor:"rootfs" arg:"" placeholder:"ROOTFS|IMAGE" help:"Root filesystem directory (an existing directory, or a path starting with /, ./, ../ or ~), or an image reference."`
 	Command []string `arg:"" optional:"" passthrough:"" placeholder:"COMMAND [ARG...]" help:"Command to run (default the image's, or /bin/sh)."`
@@ -280,15 +282,24 @@ func (r *RunCmd) build(root string, img *imageRun) error {
 }
 
 func (r *RunCmd) Run(g *Globals, log *slog.Logger) error {
+	if r.JSON && !r.Explain {
+		return errors.New("--json goes with --explain")
+	}
 	var img *imageRun
 	if r.image != "" {
 		var err error
+		if r.Explain {
+			r.Pull = "never" // explaining starts nothing, and fetches nothing
+		}
 		if img, err = r.resolveImage(g, log); err != nil {
 			return err
 		}
 		if err := r.build(img.top, img); err != nil {
 			return err
 		}
+	}
+	if r.Explain {
+		return explain(r.opts, r.JSON)
 	}
 	dir, err := state.Open()
 	if err != nil {
