@@ -58,6 +58,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzParseVolume -fuzztime 20s ./rootfs/
 	$(GO) test -run XXX -fuzz FuzzParseTmpfs -fuzztime 20s ./rootfs/
 	$(GO) test -run XXX -fuzz FuzzExtractLayerStaysInside -fuzztime 20s ./rootfs/
+	$(GO) test -run XXX -fuzz FuzzTranslate -fuzztime 20s ./userns/bundle/
 
 clean:
 	rm -rf bin

@@ -212,3 +212,13 @@ func AllCapNames() []string {
 	}
 	return out
 }
+
+// ParseCapSet reads capability names ("CAP_CHOWN", "chown"), as an OCI
+// bundle's process.capabilities lists them; unknown ones are an error.
+func ParseCapSet(names []string) (CapSet, error) {
+	set, all, err := parseCapList(names)
+	if all {
+		set = allCaps()
+	}
+	return set & allCaps(), err
+}

@@ -210,3 +210,55 @@ func cmdline(pid int) string {
 	}
 	return s
 }
+
+// Signal sends sig to the container's PID 1, or with all to every process
+// in its PID namespace (`oci kill -a`, which needs no cgroup: the
+// processes are found by their PID namespace under /proc). It does not
+// wait.
+func Signal(i state.Info, sig unix.Signal, all bool) error {
+	fd, err := openPID1(i)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if !all {
+		if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil {
+			return fmt.Errorf("signal %v to PID %d: %w", sig, i.PID, err)
+		}
+		return nil
+	}
+	pids, err := ContainerPIDs(i.PID)
+	if err != nil {
+		return err
+	}
+	for _, p := range pids {
+		if err := unix.Kill(p, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("signal %v to PID %d: %w", sig, p, err)
+		}
+	}
+	return nil
+}
+
+// ContainerPIDs are the host PIDs of the processes in the PID namespace
+// whose init is pid1 (nested ones included), lowest first.
+func ContainerPIDs(pid1 int) ([]int, error) {
+	want, err := nsInode(pid1, "pid")
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if ino, err := nsInode(p, "pid"); err == nil && ino == want {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}

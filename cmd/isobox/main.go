@@ -17,8 +17,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"runtime"
 
 	"github.com/alecthomas/kong"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/isobox/isobox/cmd/internal/cmdline"
 	"github.com/isobox/isobox/userns"
@@ -58,12 +61,19 @@ type cli struct {
 	Rootfs     RootfsCmd     `cmd:"" help:"Build root filesystems."`
 	Check      CheckCmd      `cmd:"" help:"Report what rootless containers need on this machine, and how to fix what is missing."`
 	Unshare    UnshareCmd    `cmd:"" help:"Run a host command in a user namespace with the container's id mapping (like podman unshare)."`
+	Oci        OciCmd        `cmd:"" help:"runc's command line over OCI bundles (create a link named isobox-oci for callers that take a runtime path)."`
 	Completion CompletionCmd `cmd:"" help:"Print a shell completion script: source <(isobox completion bash)."`
 }
 
 func main() {
 	userns.MaybeRunStage()
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	args := os.Args[1:]
+	// Callers that take a runtime's path (Slurm, containerd, podman
+	// --runtime) are given a link named isobox-oci.
+	if filepath.Base(os.Args[0]) == "isobox-oci" {
+		args = append([]string{"oci"}, args...)
+	}
+	os.Exit(run(args, os.Stdout, os.Stderr))
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -91,7 +101,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		kong.Name("isobox"),
 		kong.Description("Rootless containers: user namespace first, no privilege needed."),
 		kong.Writers(stdout, stderr),
-		kong.Vars{"version": version},
+		kong.Vars{"version": "isobox version " + version + "\nspec: " + specs.Version + "\ngo: " + runtime.Version()},
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 	)
 	if err != nil {

@@ -109,6 +109,9 @@ type Record struct {
 	ExitCode *int `json:"exitCode,omitempty"`
 	// Config is how the container was set up, for inspect.
 	Config *Config `json:"config,omitempty"`
+	// Bundle and Annotations are an OCI container's (isobox oci).
+	Bundle      string            `json:"bundle,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // Config is what `isobox inspect` shows of a container's set-up, as the

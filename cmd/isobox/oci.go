@@ -1,0 +1,480 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/alecthomas/kong"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/isobox/isobox/userns"
+	"github.com/isobox/isobox/userns/bundle"
+	"github.com/isobox/isobox/userns/seccomp"
+	"github.com/isobox/isobox/userns/state"
+)
+
+// OciCmd is `isobox oci`: runc's command line over OCI bundles, for the
+// engines that drive a runtime that way (Slurm's oci.conf, containerd's
+// shim, podman --runtime). Its failures exit 1, as runc's do. The binary
+// invoked through a link named isobox-oci takes the same commands.
+type OciCmd struct {
+	Root          string       `placeholder:"DIR" help:"Where the containers' state is kept (default $XDG_RUNTIME_DIR/isobox-oci, or /tmp/isobox-oci-UID); created 0700, refused if someone else owns it."`
+	Log           string       `placeholder:"FILE" help:"Also append errors to FILE (as runc's --log)."`
+	LogFormat     string       `name:"log-format" enum:"text,json" default:"text" help:"text or json, for --log."`
+	Rootless      rootlessFlag `help:"runc's --rootless[=true|false|auto]: isobox is always rootless. With spec, write a rootless bundle."`
+	SystemdCgroup bool         `name:"systemd-cgroup" help:"Accepted for runc's callers: isobox manages no cgroup."`
+
+	Run      OciRunCmd      `cmd:"" help:"Create and run a container from a bundle, in the foreground."`
+	State    OciStateCmd    `cmd:"" help:"Print a container's state as JSON."`
+	Kill     OciKillCmd     `cmd:"" help:"Send a signal to a container's init (-a: to all its processes)."`
+	Delete   OciDeleteCmd   `cmd:"" help:"Delete a stopped container (-f: kill a running one first)."`
+	List     OciListCmd     `cmd:"" help:"List the containers."`
+	Ps       OciPsCmd       `cmd:"" help:"List a container's processes."`
+	Spec     OciSpecCmd     `cmd:"" help:"Write a starter config.json."`
+	Features OciFeaturesCmd `cmd:"" help:"Print what isobox supports, as runc features does."`
+}
+
+// rootlessFlag is runc's --rootless: a flag alone (spec --rootless) or
+// with a value (--rootless=true|false|auto).
+type rootlessFlag struct {
+	set   bool
+	value string
+}
+
+func (r *rootlessFlag) IsBool() bool { return true }
+
+func (r *rootlessFlag) Decode(ctx *kong.DecodeContext) error {
+	r.set, r.value = true, "true"
+	if t := ctx.Scan.Peek(); t.Type == kong.FlagValueToken {
+		ctx.Scan.Pop()
+		v, _ := t.Value.(string)
+		if v != "true" && v != "false" && v != "auto" {
+			return fmt.Errorf("--rootless=%s: want true, false or auto", v)
+		}
+		r.value = v
+	}
+	return nil
+}
+
+// ociError is a failure of an oci command: runc's exit status 1.
+type ociError struct{ err error }
+
+func (e ociError) Error() string { return e.err.Error() }
+func (e ociError) Unwrap() error { return e.err }
+func (e ociError) ExitCode() int { return 1 }
+
+// ociFail turns err into runc's exit status, keeping a container's own
+// exit status, and appends it to --log.
+func (o *OciCmd) fail(err error) error {
+	if err == nil {
+		return nil
+	}
+	var exited commandExit
+	if errors.As(err, &exited) {
+		return err
+	}
+	if o.Log != "" {
+		if f, ferr := os.OpenFile(o.Log, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); ferr == nil {
+			msg := oneLineMsg(err)
+			if o.LogFormat == "json" {
+				b, _ := json.Marshal(map[string]string{"level": "error", "msg": msg, "time": time.Now().Format(time.RFC3339Nano)})
+				f.Write(append(b, '\n'))
+			} else {
+				fmt.Fprintf(f, "time=%q level=error msg=%q\n", time.Now().Format(time.RFC3339Nano), msg)
+			}
+			f.Close()
+		}
+	}
+	return ociError{err}
+}
+
+func oneLineMsg(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
+
+// dir opens the state root, creating it if missing.
+func (o *OciCmd) dir() (*state.Dir, error) {
+	root := o.Root
+	if root == "" {
+		root = filepath.Join(os.TempDir(), "isobox-oci-"+strconv.Itoa(os.Getuid()))
+		if x := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(x) {
+			if st, err := os.Stat(x); err == nil && st.IsDir() && ownedByMe(st) {
+				root = filepath.Join(x, "isobox-oci")
+			}
+		}
+	}
+	root = filepath.Clean(root)
+	if err := os.Mkdir(root, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("--root: %w", err)
+	}
+	return state.OpenAt(root)
+}
+
+func ownedByMe(st os.FileInfo) bool {
+	s, ok := st.Sys().(*syscall.Stat_t)
+	return ok && int(s.Uid) == os.Getuid()
+}
+
+// lookup finds a container by ID, with runc's message when it is unknown.
+func (o *OciCmd) lookup(id string) (*state.Dir, state.Info, error) {
+	dir, err := o.dir()
+	if err != nil {
+		return nil, state.Info{}, err
+	}
+	info, err := dir.Get(id)
+	if errors.Is(err, state.ErrNoSuch) {
+		return nil, info, fmt.Errorf("container %q does not exist", id)
+	}
+	return dir, info, err
+}
+
+// OciRunCmd is `isobox oci run`.
+type OciRunCmd struct {
+	Bundle  string `short:"b" placeholder:"DIR" help:"The bundle (default the current directory)."`
+	Detach  bool   `short:"d" help:"Run in the background; isobox's monitor holds it."`
+	PidFile string `name:"pid-file" placeholder:"FILE" help:"Write the container's init PID there."`
+	Keep    bool   `help:"Keep the container's state after it exits."`
+	ID      string `arg:"" placeholder:"ID" help:"Container ID."`
+}
+
+func (c *OciRunCmd) Run(o *OciCmd, g *Globals, log *slog.Logger) error {
+	return o.fail(c.run(o, g, log))
+}
+
+func (c *OciRunCmd) run(o *OciCmd, g *Globals, log *slog.Logger) error {
+	if err := state.ValidName(c.ID); err != nil {
+		return fmt.Errorf("container ID: %w", err)
+	}
+	l, bundleDir, err := loadBundle(c.Bundle)
+	if err != nil {
+		return err
+	}
+	for _, n := range l.Notes {
+		log.Info(n)
+	}
+	opts := l.Options
+	if st, err := os.Stat(opts.Rootfs); err != nil || !st.IsDir() {
+		return fmt.Errorf("root.path %s: not a directory", opts.Rootfs)
+	}
+	if opts.Seccomp, err = seccomp.Default(opts.Caps.Names()); err != nil {
+		return err
+	}
+	opts.Env = userns.MergeEnv([]string{"PATH=" + userns.DefaultPath}, opts.Env...)
+	dir, err := o.dir()
+	if err != nil {
+		return err
+	}
+	rec := state.Record{
+		Name: c.ID, Command: opts.Args, Rootfs: opts.Rootfs, Net: string(opts.Net), Detached: c.Detach,
+		AutoRemove: !c.Keep && !c.Detach, Created: time.Now(), RunnerPID: os.Getpid(),
+		Bundle: bundleDir, Annotations: l.Annotations,
+	}
+	if c.Detach {
+		cont, err := dir.Create(rec)
+		if err != nil {
+			return err
+		}
+		if err := userns.Detach(opts, cont, g.LogLevel); err != nil {
+			return err
+		}
+		return c.writePidFile(dir)
+	}
+	opts.Logger = log
+	var cont *state.Container
+	opts.CreateRecord = func() (*state.Container, error) {
+		var err error
+		cont, err = dir.Create(rec)
+		return cont, err
+	}
+	opts.OnStarted = func() {
+		if c.PidFile != "" {
+			writeFileAtomic(c.PidFile, strconv.Itoa(cont.Record().PID))
+		}
+	}
+	code, err := userns.Run(opts)
+	if err != nil {
+		return err
+	}
+	return exitWith(code)
+}
+
+func (c *OciRunCmd) writePidFile(dir *state.Dir) error {
+	if c.PidFile == "" {
+		return nil
+	}
+	info, err := dir.Get(c.ID)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(c.PidFile, strconv.Itoa(info.PID))
+}
+
+// writeFileAtomic writes through a temporary file and a rename, as runc
+// writes --pid-file (a reader never sees it empty).
+func writeFileAtomic(p, content string) error {
+	tmp := p + ".tmp-" + strconv.Itoa(os.Getpid())
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		return fmt.Errorf("--pid-file: %w", err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("--pid-file: %w", err)
+	}
+	return nil
+}
+
+// loadBundle reads and translates DIR/config.json.
+func loadBundle(dir string) (*bundle.Launch, string, error) {
+	if dir == "" {
+		dir = "."
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	b, err := os.ReadFile(filepath.Join(abs, "config.json"))
+	if err != nil {
+		return nil, "", fmt.Errorf("bundle: %w", err)
+	}
+	s, err := bundle.Parse(b)
+	if err != nil {
+		return nil, "", err
+	}
+	l, err := bundle.Translate(s, abs)
+	if err != nil {
+		return nil, "", err
+	}
+	return l, abs, nil
+}
+
+// ociState is runc's state JSON.
+type ociState struct {
+	OCIVersion  string            `json:"ociVersion"`
+	ID          string            `json:"id"`
+	Pid         int               `json:"pid"`
+	Status      string            `json:"status"`
+	Bundle      string            `json:"bundle"`
+	Rootfs      string            `json:"rootfs"`
+	Created     time.Time         `json:"created"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Owner       string            `json:"owner"`
+}
+
+func stateOf(i state.Info) ociState {
+	s := ociState{OCIVersion: specs.Version, ID: i.Name, Bundle: i.Bundle, Rootfs: i.Rootfs, Created: i.Created, Annotations: i.Annotations, Status: "stopped"}
+	switch i.Status() {
+	case "running":
+		s.Status, s.Pid = "running", i.PID
+	case "created":
+		s.Status = "creating"
+	}
+	return s
+}
+
+// OciStateCmd is `isobox oci state`.
+type OciStateCmd struct {
+	ID string `arg:"" placeholder:"ID"`
+}
+
+func (c *OciStateCmd) Run(o *OciCmd) error {
+	_, info, err := o.lookup(c.ID)
+	if err != nil {
+		return o.fail(err)
+	}
+	return o.fail(printJSON(stateOf(info)))
+}
+
+// OciKillCmd is `isobox oci kill`.
+type OciKillCmd struct {
+	All    bool   `short:"a" help:"Send the signal to every process of the container."`
+	ID     string `arg:"" placeholder:"ID"`
+	Signal string `arg:"" optional:"" default:"TERM" placeholder:"SIGNAL" help:"Name or number (default SIGTERM)."`
+}
+
+func (c *OciKillCmd) Run(o *OciCmd) error {
+	sig, err := userns.ParseSignal(c.Signal)
+	if err != nil {
+		return o.fail(err)
+	}
+	_, info, err := o.lookup(c.ID)
+	if err != nil {
+		return o.fail(err)
+	}
+	if info.Status() != "running" {
+		return o.fail(fmt.Errorf("container %q is not running", c.ID))
+	}
+	return o.fail(userns.Signal(info, sig, c.All))
+}
+
+// OciDeleteCmd is `isobox oci delete`.
+type OciDeleteCmd struct {
+	Force bool   `short:"f" help:"Kill a running container (SIGKILL) first."`
+	ID    string `arg:"" placeholder:"ID"`
+}
+
+func (c *OciDeleteCmd) Run(o *OciCmd) error {
+	dir, info, err := o.lookup(c.ID)
+	if err != nil {
+		return o.fail(err)
+	}
+	if info.Running && !c.Force {
+		return o.fail(fmt.Errorf("cannot delete container %q that is not stopped: running (use -f)", c.ID))
+	}
+	return o.fail(removeContainer(dir, info, true))
+}
+
+// OciListCmd is `isobox oci list`.
+type OciListCmd struct {
+	Format string `short:"f" enum:"table,json" default:"table" help:"table or json."`
+	Quiet  bool   `short:"q" help:"Only the IDs."`
+}
+
+func (c *OciListCmd) Run(o *OciCmd) error {
+	dir, err := o.dir()
+	if err != nil {
+		return o.fail(err)
+	}
+	list, err := dir.List()
+	if err != nil {
+		return o.fail(err)
+	}
+	out := []ociState{}
+	for _, i := range list {
+		out = append(out, stateOf(i))
+	}
+	switch {
+	case c.Quiet:
+		for _, s := range out {
+			fmt.Println(s.ID)
+		}
+		return nil
+	case c.Format == "json":
+		return o.fail(printJSON(out))
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER")
+	for _, s := range out {
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\n", s.ID, s.Pid, s.Status, s.Bundle, s.Created.Format(time.RFC3339Nano), s.Owner)
+	}
+	return o.fail(w.Flush())
+}
+
+// OciPsCmd is `isobox oci ps`.
+type OciPsCmd struct {
+	Format string `short:"f" enum:"table,json" default:"table" help:"table or json."`
+	ID     string `arg:"" placeholder:"ID"`
+}
+
+func (c *OciPsCmd) Run(o *OciCmd) error {
+	_, info, err := o.lookup(c.ID)
+	if err != nil {
+		return o.fail(err)
+	}
+	if info.Status() != "running" {
+		return o.fail(fmt.Errorf("container %q is not running", c.ID))
+	}
+	pids, err := userns.ContainerPIDs(info.PID)
+	if err != nil {
+		return o.fail(err)
+	}
+	if c.Format == "json" {
+		return o.fail(printJSON(pids))
+	}
+	fmt.Println("PID")
+	for _, p := range pids {
+		fmt.Println(p)
+	}
+	return nil
+}
+
+// OciSpecCmd is `isobox oci spec [--rootless]`.
+type OciSpecCmd struct {
+	Bundle string `short:"b" placeholder:"DIR" help:"Where to write config.json (default the current directory); with --rootless, a bundle as runc spec --rootless writes it."`
+}
+
+func (c *OciSpecCmd) Run(o *OciCmd) error {
+	dir := c.Bundle
+	if dir == "" {
+		dir = "."
+	}
+	p := filepath.Join(dir, "config.json")
+	if _, err := os.Stat(p); err == nil {
+		return o.fail(fmt.Errorf("%s exists: remove it first", p))
+	}
+	b, err := json.MarshalIndent(starterSpec(o.Rootless.set && o.Rootless.value != "false"), "", "\t")
+	if err != nil {
+		return o.fail(err)
+	}
+	return o.fail(os.WriteFile(p, append(b, '\n'), 0o644))
+}
+
+// starterSpec is runc's starter config: sh in ./rootfs, read-only root,
+// its capabilities and masks; rootless, with a one-id map of the caller
+// and no network namespace of its own.
+func starterSpec(rootless bool) *specs.Spec {
+	caps := []string{"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
+	s := &specs.Spec{
+		Version:  specs.Version,
+		Root:     &specs.Root{Path: "rootfs", Readonly: true},
+		Hostname: "isobox",
+		Process: &specs.Process{
+			Args: []string{"sh"}, Cwd: "/", NoNewPrivileges: true,
+			Env:          []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"},
+			Capabilities: &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps},
+		},
+		Mounts: []specs.Mount{
+			{Destination: "/proc", Type: "proc", Source: "proc"},
+			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		},
+		Linux: &specs.Linux{
+			Namespaces: []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.NetworkNamespace}, {Type: specs.IPCNamespace},
+				{Type: specs.UTSNamespace}, {Type: specs.MountNamespace}},
+			MaskedPaths:   []string{"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"},
+			ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
+		},
+	}
+	if rootless {
+		uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
+		s.Linux.Namespaces = []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace},
+			{Type: specs.MountNamespace}, {Type: specs.UserNamespace}}
+		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uid, Size: 1}}
+		s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: gid, Size: 1}}
+	}
+	return s
+}
+
+// OciFeaturesCmd is `isobox oci features`.
+type OciFeaturesCmd struct{}
+
+func (c *OciFeaturesCmd) Run(o *OciCmd) error {
+	return o.fail(printJSON(map[string]any{
+		"ociVersionMin": "1.0.0",
+		"ociVersionMax": specs.Version,
+		"hooks":         []string{},
+		"mountOptions":  []string{"bind", "rbind", "ro", "rw", "nosuid", "nodev", "noexec", "private", "rprivate", "slave", "rslave", "size", "mode"},
+		"linux": map[string]any{
+			"namespaces":   []string{"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"},
+			"capabilities": capNames(),
+			"cgroup":       map[string]bool{"v1": false, "v2": false, "systemd": false, "systemdUser": false},
+			"seccomp":      map[string]any{"enabled": true, "actions": []string{}, "operators": []string{}, "archs": []string{}},
+			"apparmor":     map[string]bool{"enabled": false},
+			"selinux":      map[string]bool{"enabled": false},
+		},
+		"annotations": map[string]string{"org.opencontainers.runtime-spec.features.runtime": "isobox"},
+	}))
+}
+
+func capNames() []string {
+	var out []string
+	for _, n := range userns.AllCapNames() {
+		out = append(out, "CAP_"+n)
+	}
+	return out
+}

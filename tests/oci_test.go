@@ -1,0 +1,212 @@
+package tests
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// bundle makes an OCI bundle of the test rootfs with `isobox oci spec`,
+// as a user would with runc spec, and edits its process.
+func bundle(t *testing.T, s *store, rootless bool, edit func(map[string]any)) string {
+	t.Helper()
+	dir := userDir(tester, "bundle")
+	if r := runAs(tester, nil, "cp", "-a", rootfs, filepath.Join(dir, "rootfs")); r.code != 0 {
+		t.Fatal(r)
+	}
+	args := []string{"oci", "spec", "-b", dir}
+	if rootless {
+		args = append(args, "--rootless")
+	}
+	s.must(args...)
+	p := filepath.Join(dir, "config.json")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(cfg)
+	}
+	b, _ = json.Marshal(cfg)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func setArgs(args ...string) func(map[string]any) {
+	return func(c map[string]any) {
+		c["process"].(map[string]any)["args"] = args
+		c["hostname"] = "bundled"
+	}
+}
+
+type ociState struct {
+	ID     string `json:"id"`
+	Pid    int    `json:"pid"`
+	Status string `json:"status"`
+	Bundle string `json:"bundle"`
+}
+
+func (s *store) ociState(id string) (ociState, result) {
+	s.t.Helper()
+	r := s.run("oci", "--root", s.ociRoot(), "state", id)
+	var st ociState
+	if r.code == 0 {
+		if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+			s.t.Fatalf("oci state: %v\n%s", err, r)
+		}
+	}
+	return st, r
+}
+
+func (s *store) ociRoot() string {
+	return filepath.Join(envValue(s.env, "XDG_RUNTIME_DIR"), "oci-root")
+}
+
+func TestOciRunOfARuncRootlessBundle(t *testing.T) {
+	s := newStore(t)
+	dir := bundle(t, s, true, setArgs("sh", "-c", "hostname; id -u; cat /proc/self/uid_map | wc -l; exit 3"))
+	root := s.ociRoot()
+	// Flags after the positional arguments, as Slurm's examples write them.
+	r := s.run("oci", "--root", root, "run", "one", "-b", dir)
+	if r.code != 3 || r.stdout != "bundled\n0\n1\n" {
+		t.Fatalf("oci run: %s", r)
+	}
+	// The container is removed at exit, and nothing is left in the bundle.
+	if _, r := s.ociState("one"); r.code != 1 || !strings.Contains(r.stderr, "does not exist") || r.stdout != "" {
+		t.Errorf("state after run: %s", r)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
+		t.Errorf("the bundle holds %v", entries)
+	}
+	// Through a link named isobox-oci, with a full mapping of the
+	// subordinate range.
+	if tester.subStart != 0 {
+		link := filepath.Join(userDir(tester, "link"), "isobox-oci")
+		if err := os.Symlink(binary, link); err != nil {
+			t.Fatal(err)
+		}
+		full := bundle(t, s, false, func(c map[string]any) {
+			setArgs("sh", "-c", "cat /proc/self/uid_map | wc -l; stat -c %u /proc/self")(c)
+			lx := c["linux"].(map[string]any)
+			lx["namespaces"] = append(lx["namespaces"].([]any), map[string]any{"type": "user"})
+			lx["uidMappings"] = []any{map[string]any{"containerID": 0, "hostID": tester.uid, "size": 1}, map[string]any{"containerID": 1, "hostID": tester.subStart, "size": 65536}}
+			lx["gidMappings"] = []any{map[string]any{"containerID": 0, "hostID": tester.gid, "size": 1}, map[string]any{"containerID": 1, "hostID": tester.subStart, "size": 65536}}
+		})
+		r := runAs(tester, nil, link, "--root", root, "run", "-b", full, "two")
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "2\n") {
+			t.Errorf("isobox-oci run of a fully mapped bundle: %s", r)
+		}
+	}
+}
+
+func TestOciDetachedStateKillDelete(t *testing.T) {
+	s := newStore(t)
+	dir := bundle(t, s, true, setArgs("sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"))
+	root := s.ociRoot()
+	pidFile := filepath.Join(envValue(s.env, "XDG_RUNTIME_DIR"), "pid")
+	s.must("oci", "--root", root, "run", "-d", "--pid-file", pidFile, "-b", dir, "bg")
+	st, r := s.ociState("bg")
+	if r.code != 0 || st.Status != "running" || st.Pid == 0 || st.Bundle != dir {
+		t.Fatalf("state: %+v %s", st, r)
+	}
+	if r.stderr != "" {
+		t.Errorf("state wrote on stderr (Slurm parses both as JSON): %q", r.stderr)
+	}
+	if b, _ := os.ReadFile(pidFile); string(b) != strconv.Itoa(st.Pid) {
+		t.Errorf("--pid-file: %q, want %d", b, st.Pid)
+	}
+	var list []ociState
+	json.Unmarshal([]byte(s.must("oci", "--root", root, "list", "--format", "json")), &list)
+	if len(list) != 1 || list[0].ID != "bg" {
+		t.Errorf("list: %+v", list)
+	}
+	var pids []int
+	json.Unmarshal([]byte(s.must("oci", "--root", root, "ps", "--format", "json", "bg")), &pids)
+	if len(pids) < 2 || pids[0] != st.Pid {
+		t.Errorf("ps: %v (init %d)", pids, st.Pid)
+	}
+	if r := s.run("oci", "--root", root, "delete", "bg"); r.code != 1 || !strings.Contains(r.stderr, "running") {
+		t.Errorf("delete of a running container: %s", r)
+	}
+	// kill -a reaches every process of the container, without cgroups.
+	s.must("oci", "--root", root, "kill", "-a", "bg", "KILL")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if st, _ := s.ociState("bg"); st.Status == "stopped" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("kill -a: still running")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, p := range pids {
+		if alive(p) {
+			t.Errorf("PID %d survived kill -a", p)
+		}
+	}
+	s.must("oci", "--root", root, "delete", "bg")
+	if _, r := s.ociState("bg"); r.code != 1 {
+		t.Errorf("state after delete: %s", r)
+	}
+}
+
+func TestOciBadBundlesAreOneLineAndExitOne(t *testing.T) {
+	s := newStore(t)
+	root := s.ociRoot()
+	good := bundle(t, s, true, setArgs("true"))
+	for name, c := range map[string]struct {
+		edit func(map[string]any)
+		want string
+	}{
+		"no args":      {func(c map[string]any) { c["process"].(map[string]any)["args"] = []string{} }, "process.args"},
+		"spec 2":       {func(c map[string]any) { c["ociVersion"] = "2.0.0" }, "ociVersion"},
+		"relative cwd": {func(c map[string]any) { c["process"].(map[string]any)["cwd"] = "tmp" }, "process.cwd"},
+		"wrong type":   {func(c map[string]any) { c["process"].(map[string]any)["args"] = "sh" }, "process.args"},
+		"hook": {func(c map[string]any) {
+			c["hooks"] = map[string]any{"prestart": []any{map[string]any{"path": "/bin/true"}}}
+		}, "hooks"},
+		"join a netns": {func(c map[string]any) {
+			c["linux"].(map[string]any)["namespaces"] = []any{map[string]any{"type": "network", "path": "/proc/1/ns/net"}}
+		}, "linux.namespaces[0].path"},
+		"no root": {func(c map[string]any) { delete(c, "root") }, "root.path"},
+		"proc elsewhere": {func(c map[string]any) {
+			c["mounts"] = []any{map[string]any{"destination": "/mnt", "type": "proc", "source": "proc"}}
+		}, "mounts[0]"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := bundle(t, s, true, c.edit)
+			r := s.run("oci", "--root", root, "run", "-b", dir, "bad")
+			if r.code != 1 || !strings.HasPrefix(r.stderr, "isobox: ") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 || !strings.Contains(r.stderr, c.want) {
+				t.Errorf("want exit 1 and one isobox: line naming %s: %s", c.want, r)
+			}
+			if _, r := s.ociState("bad"); r.code != 1 {
+				t.Errorf("a refused bundle left a container: %s", r)
+			}
+		})
+	}
+	for _, id := range []string{"../x", "a/b", ""} {
+		if r := s.run("oci", "--root", root, "run", "-b", good, id); r.code != 1 || !strings.HasPrefix(r.stderr, "isobox: ") {
+			t.Errorf("ID %q: %s", id, r)
+		}
+	}
+	if r := s.run("oci", "--root", root, "run", "-b", filepath.Join(good, "nothing"), "x"); r.code != 1 || !strings.Contains(r.stderr, "config.json") {
+		t.Errorf("missing config.json: %s", r)
+	}
+	// A root someone else owns is refused.
+	if asRoot {
+		if r := s.run("oci", "--root", "/root", "list"); r.code != 1 || !strings.HasPrefix(r.stderr, "isobox: ") {
+			t.Errorf("another user's --root: %s", r)
+		}
+	}
+}

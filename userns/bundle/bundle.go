@@ -1,0 +1,351 @@
+// Package bundle owns the translation of an OCI bundle's config.json
+// (runtime-spec) into isobox's launch options: one place, pure, no system
+// calls, table-tested and fuzzed. It knows runtime-spec and userns.Options,
+// not how a container is started; `isobox oci` runs what it returns with
+// the same launcher as `isobox run`.
+//
+// What isobox does by itself whatever the config says (its own /proc,
+// /sys, /dev, masks and read-only paths, a user namespace first) is not
+// translated; what a rootless runtime cannot do, or isobox does not do yet,
+// is refused with the field named, or ignored with one note (what `runc
+// --rootless` ignores: resources, rlimits, AppArmor and SELinux labels).
+package bundle
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/isobox/isobox/idmap"
+	"github.com/isobox/isobox/rootfs"
+	"github.com/isobox/isobox/userns"
+)
+
+// ErrConfig is a config.json isobox refuses.
+var ErrConfig = errors.New("config.json")
+
+// Launch is a translated bundle.
+type Launch struct {
+	Options     userns.Options
+	Annotations map[string]string
+	// Notes are what was ignored, one line each.
+	Notes []string
+}
+
+func fieldError(field, format string, a ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrConfig, field, fmt.Sprintf(format, a...))
+}
+
+// Parse reads config.json's bytes.
+func Parse(b []byte) (*specs.Spec, error) {
+	var s specs.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &te):
+			return nil, fieldError(te.Field, "%s where %s was expected", te.Value, te.Type)
+		case errors.As(err, &se):
+			return nil, fmt.Errorf("%w: malformed JSON at byte %d: %v", ErrConfig, se.Offset, err)
+		}
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	return &s, nil
+}
+
+// Translate turns a spec into launch options. bundleDir is the bundle's
+// absolute path (root.path is relative to it unless absolute).
+func Translate(s *specs.Spec, bundleDir string) (*Launch, error) {
+	l := &Launch{Annotations: s.Annotations}
+	o := &l.Options
+	if err := checkVersion(s.Version); err != nil {
+		return nil, err
+	}
+	if s.Root == nil || s.Root.Path == "" {
+		return nil, fieldError("root.path", "missing")
+	}
+	root := s.Root.Path
+	if !filepath.IsAbs(root) {
+		root = filepath.Join(bundleDir, root)
+	}
+	o.Rootfs = filepath.Clean(root)
+	o.Readonly = s.Root.Readonly
+	if s.Process == nil {
+		return nil, fieldError("process", "missing")
+	}
+	if err := l.process(s.Process); err != nil {
+		return nil, err
+	}
+	o.Hostname = s.Hostname
+	if o.Hostname == "" {
+		o.Hostname = "isobox"
+	}
+	if err := userns.ValidateHostname(o.Hostname); err != nil {
+		return nil, fieldError("hostname", "%v", err)
+	}
+	if s.Domainname != "" {
+		l.note("domainname %q ignored: isobox sets no NIS domain name", s.Domainname)
+	}
+	if err := l.mounts(s.Mounts); err != nil {
+		return nil, err
+	}
+	if err := l.linux(s.Linux); err != nil {
+		return nil, err
+	}
+	if s.Hooks != nil && (len(s.Hooks.Prestart)+len(s.Hooks.CreateRuntime)+len(s.Hooks.CreateContainer)+len(s.Hooks.StartContainer)+len(s.Hooks.Poststart)+len(s.Hooks.Poststop)) > 0 {
+		return nil, fieldError("hooks", "not supported by isobox yet")
+	}
+	return l, nil
+}
+
+func (l *Launch) note(format string, a ...any) { l.Notes = append(l.Notes, fmt.Sprintf(format, a...)) }
+
+// checkVersion accepts runtime-spec 1.x.
+func checkVersion(v string) error {
+	if v == "" {
+		return fieldError("ociVersion", "missing")
+	}
+	major, _, _ := strings.Cut(v, ".")
+	if major != "1" {
+		return fieldError("ociVersion", "%q: isobox runs runtime-spec 1.x bundles", v)
+	}
+	return nil
+}
+
+func (l *Launch) process(p *specs.Process) error {
+	o := &l.Options
+	if len(p.Args) == 0 || p.Args[0] == "" {
+		return fieldError("process.args", "missing")
+	}
+	if p.CommandLine != "" {
+		return fieldError("process.commandLine", "Windows only")
+	}
+	o.Args = p.Args
+	// Duplicates: the last one wins, as execve's callers expect (Slurm's
+	// configs have them).
+	env := userns.MergeEnv(nil, p.Env...)
+	for _, kv := range env {
+		if !strings.Contains(kv, "=") {
+			return fieldError("process.env", "%q is not KEY=VALUE", kv)
+		}
+	}
+	o.Env = env
+	if p.Cwd == "" || !path.IsAbs(p.Cwd) {
+		return fieldError("process.cwd", "%q: must be an absolute path", p.Cwd)
+	}
+	o.Workdir = path.Clean(p.Cwd)
+	o.UID, o.GID = p.User.UID, p.User.GID
+	if p.User.Username != "" {
+		return fieldError("process.user.username", "Windows only")
+	}
+	if len(p.User.AdditionalGids) > 0 {
+		l.note("process.user.additionalGids %v ignored: the process gets no supplementary groups", p.User.AdditionalGids)
+	}
+	if p.User.Umask != nil && *p.User.Umask != 0o022 {
+		l.note("process.user.umask %#o ignored: the process starts with 022", *p.User.Umask)
+	}
+	if p.Terminal {
+		return fieldError("process.terminal", "true needs --console-socket, which isobox oci does not take yet: set it to false")
+	}
+	caps := userns.CapSet(0)
+	if p.Capabilities != nil {
+		// isobox gives one set: root gets it, and it is the bounding set.
+		var err error
+		if caps, err = userns.ParseCapSet(p.Capabilities.Bounding); err != nil {
+			return fieldError("process.capabilities.bounding", "%v", err)
+		}
+		eff, err := userns.ParseCapSet(p.Capabilities.Effective)
+		if err != nil {
+			return fieldError("process.capabilities.effective", "%v", err)
+		}
+		if len(p.Capabilities.Effective) > 0 {
+			caps &= eff
+		}
+		amb, err := userns.ParseCapSet(p.Capabilities.Ambient)
+		if err != nil {
+			return fieldError("process.capabilities.ambient", "%v", err)
+		}
+		o.AmbientCaps = amb & caps
+	}
+	o.Caps = caps
+	o.NewPrivs = !p.NoNewPrivileges
+	if len(p.Rlimits) > 0 {
+		l.note("process.rlimits ignored: the container keeps the caller's limits")
+	}
+	if p.OOMScoreAdj != nil {
+		l.note("process.oomScoreAdj ignored")
+	}
+	if p.ApparmorProfile != "" || p.SelinuxLabel != "" {
+		l.note("process.apparmorProfile and selinuxLabel ignored: isobox applies no LSM labels")
+	}
+	return nil
+}
+
+// isoboxMounts are the mounts isobox makes itself, whatever the config
+// asks for there.
+var isoboxMounts = map[string]bool{
+	"/proc": true, "/dev": true, "/dev/pts": true, "/dev/shm": true, "/dev/mqueue": true,
+	"/sys": true, "/sys/fs/cgroup": true,
+}
+
+func (l *Launch) mounts(ms []specs.Mount) error {
+	for i, m := range ms {
+		field := fmt.Sprintf("mounts[%d]", i)
+		if !path.IsAbs(m.Destination) {
+			return fieldError(field+".destination", "%q: must be an absolute path", m.Destination)
+		}
+		dest := path.Clean(m.Destination)
+		if isoboxMounts[dest] {
+			continue
+		}
+		typ := m.Type
+		bind := typ == "bind" || typ == "rbind"
+		for _, opt := range m.Options {
+			if opt == "bind" || opt == "rbind" {
+				bind = true
+			}
+		}
+		switch {
+		case bind:
+			src := m.Source
+			if !path.IsAbs(src) {
+				return fieldError(field+".source", "%q: must be an absolute path", src)
+			}
+			mnt := rootfs.Mount{Source: path.Clean(src), Dest: dest}
+			if err := bindOptions(&mnt, m.Options); err != nil {
+				return fieldError(field+".options", "%v", err)
+			}
+			l.Options.Mounts = append(l.Options.Mounts, mnt)
+		case typ == "tmpfs":
+			mnt := rootfs.Mount{Dest: dest, Flags: unix.MS_NOSUID | unix.MS_NODEV}
+			var data []string
+			for _, opt := range m.Options {
+				switch {
+				case opt == "ro":
+					mnt.Readonly = true
+				case opt == "rw" || opt == "nosuid" || opt == "nodev" || opt == "":
+				case opt == "noexec":
+					mnt.Flags |= unix.MS_NOEXEC
+				case strings.HasPrefix(opt, "size=") || strings.HasPrefix(opt, "mode=") || strings.HasPrefix(opt, "nr_inodes="):
+					data = append(data, opt)
+				case opt == "strictatime" || opt == "relatime" || opt == "noatime":
+				default:
+					return fieldError(field+".options", "%q: not a tmpfs option isobox takes", opt)
+				}
+			}
+			mnt.Data = strings.Join(data, ",")
+			l.Options.Mounts = append(l.Options.Mounts, mnt)
+		case typ == "proc" || typ == "sysfs" || typ == "devpts" || typ == "mqueue" || typ == "cgroup" || typ == "cgroup2":
+			return fieldError(field, "a %s mount at %s: isobox mounts %s only where it makes them itself", typ, dest, typ)
+		default:
+			return fieldError(field+".type", "%q: not supported", typ)
+		}
+	}
+	return nil
+}
+
+// bindOptions reads a bind mount's options.
+func bindOptions(m *rootfs.Mount, opts []string) error {
+	for _, o := range opts {
+		switch o {
+		case "bind", "rbind", "rw", "", "rprivate", "private", "rslave", "slave", "runbindable", "unbindable":
+		case "ro":
+			m.Readonly = true
+		case "nosuid":
+			m.Flags |= unix.MS_NOSUID
+		case "nodev":
+			m.Flags |= unix.MS_NODEV
+		case "noexec":
+			m.Flags |= unix.MS_NOEXEC
+		case "shared", "rshared":
+			return fmt.Errorf("%q: shared propagation is not supported", o)
+		default:
+			return fmt.Errorf("%q: not a bind option isobox takes", o)
+		}
+	}
+	return nil
+}
+
+func (l *Launch) linux(lx *specs.Linux) error {
+	o := &l.Options
+	o.Net = userns.NetHost
+	o.Map = idmap.ModeAuto
+	if lx == nil {
+		return nil
+	}
+	for i, ns := range lx.Namespaces {
+		field := fmt.Sprintf("linux.namespaces[%d]", i)
+		if ns.Path != "" {
+			return fieldError(field+".path", "joining an existing %s namespace is not supported by isobox yet", ns.Type)
+		}
+		switch ns.Type {
+		case specs.NetworkNamespace:
+			o.Net = userns.NetNone
+		case specs.PIDNamespace, specs.MountNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.UserNamespace, specs.CgroupNamespace, specs.TimeNamespace:
+			// isobox makes every one of these, always.
+		default:
+			return fieldError(field+".type", "%q: unknown", ns.Type)
+		}
+	}
+	if err := l.mappings(lx.UIDMappings, lx.GIDMappings); err != nil {
+		return err
+	}
+	if len(lx.Sysctl) > 0 {
+		return fieldError("linux.sysctl", "not supported by isobox yet")
+	}
+	if lx.Seccomp != nil {
+		return fieldError("linux.seccomp", "a bundle's own profile is not supported by isobox yet: remove it, and isobox applies Docker's default")
+	}
+	if lx.Resources != nil {
+		l.note("linux.resources ignored: no cgroup limits are applied (as runc --rootless without a delegated cgroup)")
+	}
+	if len(lx.Devices) > 0 {
+		l.note("linux.devices ignored: the container gets isobox's /dev")
+	}
+	if lx.RootfsPropagation != "" && lx.RootfsPropagation != "private" && lx.RootfsPropagation != "rprivate" {
+		return fieldError("linux.rootfsPropagation", "%q: isobox keeps the rootfs private", lx.RootfsPropagation)
+	}
+	if len(lx.MaskedPaths) > 0 || len(lx.ReadonlyPaths) > 0 {
+		l.note("linux.maskedPaths and readonlyPaths: isobox applies runc's default lists")
+	}
+	return nil
+}
+
+// mappings chooses the mapping: one id (container root on the caller, as
+// `runc spec --rootless` writes) or the caller's subordinate ranges.
+func (l *Launch) mappings(uids, gids []specs.LinuxIDMapping) error {
+	size := func(m []specs.LinuxIDMapping) uint64 {
+		var n uint64
+		for _, e := range m {
+			n += uint64(e.Size)
+		}
+		return n
+	}
+	su, sg := size(uids), size(gids)
+	if (su == 0) != (sg == 0) {
+		return fieldError("linux.uidMappings", "uidMappings and gidMappings go together: give both or neither")
+	}
+	switch {
+	case su == 0:
+		l.Options.Map = idmap.ModeAuto
+	case su == 1 && sg == 1:
+		if uids[0].ContainerID != 0 || gids[0].ContainerID != 0 {
+			return fieldError("linux.uidMappings", "a one-id map must map container id 0")
+		}
+		l.Options.Map = idmap.ModeSingle
+	default:
+		if uids[0].ContainerID != 0 || gids[0].ContainerID != 0 {
+			return fieldError("linux.uidMappings", "must start at container id 0")
+		}
+		l.Options.Map = idmap.ModeFull
+		l.note("linux.uidMappings of %s ids: isobox maps your subordinate ranges (podman's layout)", strconv.FormatUint(su, 10))
+	}
+	return nil
+}

@@ -1,0 +1,108 @@
+package bundle
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/isobox/isobox/idmap"
+	"github.com/isobox/isobox/userns"
+)
+
+const rootless = `{
+	"ociVersion": "1.0.2",
+	"process": {"args": ["sh"], "cwd": "/", "env": ["A=1", "PATH=/bin", "A=2"],
+		"user": {"uid": 0, "gid": 0},
+		"capabilities": {"bounding": ["CAP_KILL", "CAP_NET_BIND_SERVICE"], "effective": ["CAP_KILL"]},
+		"noNewPrivileges": true, "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]},
+	"root": {"path": "rootfs", "readonly": true},
+	"hostname": "box",
+	"mounts": [
+		{"destination": "/proc", "type": "proc", "source": "proc"},
+		{"destination": "/data", "type": "bind", "source": "/srv/data", "options": ["rbind", "ro", "nosuid"]},
+		{"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m", "mode=1777"]}
+	],
+	"linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "user"}],
+		"uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+		"gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+		"resources": {"devices": [{"allow": false, "access": "rwm"}]}}
+}`
+
+func TestTranslateARootlessBundle(t *testing.T) {
+	s, err := Parse([]byte(rootless))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := Translate(s, "/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := l.Options
+	switch {
+	case o.Rootfs != "/b/rootfs" || !o.Readonly || o.Hostname != "box" || o.Workdir != "/":
+		t.Errorf("root, hostname, cwd: %+v", o.Config)
+	case strings.Join(o.Env, " ") != "A=2 PATH=/bin":
+		t.Errorf("env (the last duplicate wins): %v", o.Env)
+	case o.Net != userns.NetHost:
+		t.Errorf("no network namespace asked: net %q", o.Net)
+	case o.Map != idmap.ModeSingle:
+		t.Errorf("a one-id map: %q", o.Map)
+	case o.Caps.String() != "CAP_KILL" || o.NewPrivs:
+		t.Errorf("capabilities %v, new privileges %v", o.Caps, o.NewPrivs)
+	case len(o.Mounts) != 2 || !o.Mounts[0].Readonly || o.Mounts[0].Source != "/srv/data" || o.Mounts[1].Data != "size=1m,mode=1777":
+		t.Errorf("mounts: %+v", o.Mounts)
+	case len(l.Notes) != 2:
+		t.Errorf("notes (rlimits, resources): %v", l.Notes)
+	}
+}
+
+func TestTranslateRefusesWithTheFieldNamed(t *testing.T) {
+	for field, edit := range map[string]func(string) string{
+		"ociVersion":               func(s string) string { return strings.Replace(s, `"1.0.2"`, `"2.1"`, 1) },
+		"process.args":             func(s string) string { return strings.Replace(s, `["sh"]`, `[]`, 1) },
+		"process.cwd":              func(s string) string { return strings.Replace(s, `"cwd": "/"`, `"cwd": "x"`, 1) },
+		"process.terminal":         func(s string) string { return strings.Replace(s, `"cwd"`, `"terminal": true, "cwd"`, 1) },
+		"capabilities.bounding":    func(s string) string { return strings.Replace(s, `CAP_KILL", "CAP_NET`, `CAP_NOPE", "CAP_NET`, 1) },
+		"mounts[1].options":        func(s string) string { return strings.Replace(s, `"nosuid"]`, `"shared"]`, 1) },
+		"mounts[2].type":           func(s string) string { return strings.Replace(s, `"type": "tmpfs"`, `"type": "nfs"`, 1) },
+		"linux.namespaces[0].type": func(s string) string { return strings.Replace(s, `{"type": "pid"}`, `{"type": "nope"}`, 1) },
+		"linux.seccomp": func(s string) string {
+			return strings.Replace(s, `"linux": {`, `"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}, `, 1)
+		},
+		"root.path": func(s string) string { return strings.Replace(s, `"path": "rootfs"`, `"path": ""`, 1) },
+	} {
+		s, err := Parse([]byte(edit(rootless)))
+		if err == nil {
+			_, err = Translate(s, "/b")
+		}
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: %v", field, err)
+		}
+	}
+}
+
+func TestParseNamesTheFieldOfAWrongType(t *testing.T) {
+	_, err := Parse([]byte(`{"ociVersion": "1.0.0", "process": {"args": "sh"}}`))
+	if err == nil || !strings.Contains(err.Error(), "process.args") {
+		t.Errorf("%v", err)
+	}
+}
+
+// FuzzTranslate: any config.json is translated or refused with ErrConfig,
+// never a panic.
+func FuzzTranslate(f *testing.F) {
+	f.Add([]byte(rootless))
+	f.Add([]byte(`{"ociVersion":"1.0.0","root":{"path":"/r"},"process":{"args":["x"],"cwd":"/"},"mounts":[{"destination":"/a","type":"bind","source":"b"}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := Parse(b)
+		if err != nil {
+			if !errors.Is(err, ErrConfig) {
+				t.Fatalf("Parse: %v", err)
+			}
+			return
+		}
+		if _, err := Translate(s, "/b"); err != nil && !errors.Is(err, ErrConfig) {
+			t.Fatalf("Translate: %v", err)
+		}
+	})
+}
