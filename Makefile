@@ -44,7 +44,7 @@ test: setup lint unit integration
 # Ratios against the peers in one run, all Debian packages (podman needs
 # runc on hosts with hybrid cgroups, where crun refuses to run; skopeo,
 # umoci and debootstrap for the image section).
-BENCH_PEERS := bwrap:bubblewrap rootlesskit:rootlesskit podman:podman runc:runc skopeo:skopeo umoci:umoci debootstrap:debootstrap
+BENCH_PEERS := bwrap:bubblewrap rootlesskit:rootlesskit podman:podman runc:runc crun:crun skopeo:skopeo umoci:umoci debootstrap:debootstrap
 bench: setup build
 	@if [ "$$(id -u)" = 0 ]; then for p in $(BENCH_PEERS); do command -v $${p%%:*} >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $${p##*:} >/dev/null || true; done; fi
 	$(GO) run ./bench $(CURDIR)/bin/isobox

@@ -97,9 +97,12 @@ func run(bin string) error {
 	results := map[string]float64{}
 	pod := findPodman(dir)
 
-	// ISOBOX_BENCH_ONLY=images runs the image section alone.
-	if os.Getenv("ISOBOX_BENCH_ONLY") == "images" {
+	// ISOBOX_BENCH_ONLY=images or =oci runs that section alone.
+	switch os.Getenv("ISOBOX_BENCH_ONLY") {
+	case "images":
 		return benchImages(dir, pod, results)
+	case "oci":
+		return benchOCI(dir, results)
 	}
 
 	fmt.Println("\n== 1. start to exit of /bin/true, no network (median of 21 after 3 warm-ups, interleaved)")
@@ -235,6 +238,9 @@ func run(bin string) error {
 	fmt.Printf("isobox: %d started, %d failed, %.2f s wall time (target: no failures)\n", 50-failures, failures, wall.Seconds())
 
 	if err := benchImages(dir, pod, results); err != nil {
+		return err
+	}
+	if err := benchOCI(dir, results); err != nil {
 		return err
 	}
 
