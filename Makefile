@@ -10,7 +10,7 @@ export CGO_ENABLED := 0
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 UNIT := ./idmap/... ./userns/... ./rootfs/... ./slirp/... ./cmd/...
 
-.PHONY: all build setup demo test unit integration lint fuzz bench clean
+.PHONY: all build setup setup-tests demo test unit integration lint fuzz bench clean
 
 all: build
 
@@ -39,12 +39,15 @@ unit:
 integration: build
 	$(GO) test -count=1 -timeout 20m ./tests/...
 
-test: setup lint unit integration
+test: setup-tests lint unit integration
+
+setup-tests:
+	@bash .ci/setup-host tests
 
 # Ratios against the peers in one run, all Debian packages (podman needs
 # runc on hosts with hybrid cgroups, where crun refuses to run; skopeo,
 # umoci and debootstrap for the image section).
-BENCH_PEERS := bwrap:bubblewrap rootlesskit:rootlesskit podman:podman runc:runc crun:crun skopeo:skopeo umoci:umoci debootstrap:debootstrap
+BENCH_PEERS := bwrap:bubblewrap rootlesskit:rootlesskit podman:podman runc:runc crun:crun skopeo:skopeo umoci:umoci debootstrap:debootstrap docker-registry:docker-registry
 bench: setup build
 	@if [ "$$(id -u)" = 0 ]; then for p in $(BENCH_PEERS); do command -v $${p%%:*} >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $${p##*:} >/dev/null || true; done; fi
 	$(GO) run ./bench $(CURDIR)/bin/isobox

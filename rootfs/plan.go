@@ -88,6 +88,19 @@ var steps = []step{
 				"mount -t mqueue -o nosuid,nodev,noexec mqueue "+s.Root+"/dev/mqueue",
 				"ln -s pts/ptmx /proc/self/fd /proc/self/fd/0 ... "+s.Root+"/dev/ (ptmx fd stdin stdout stderr core)")
 		}},
+	// Before the volumes: a volume under /tmp or /run (Slurm's batch
+	// steps bind files onto /tmp/slurm/...) goes on top of the tmpfs, its
+	// mount point made there, not hidden under it.
+	{key: "read-only-tmpfs", comment: "with --read-only, writable tmpfs where programs expect to write",
+		applies: func(s Spec) bool { return s.Readonly },
+		run:     withRoot(readonlyDefaults),
+		explain: func(s Spec) []string {
+			var out []string
+			for _, p := range readonlyScratch {
+				out = append(out, "mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs "+s.Root+p)
+			}
+			return out
+		}},
 	{key: "volumes", comment: "your volumes and tmpfs mounts, each destination resolved inside the rootfs",
 		applies: func(s Spec) bool { return len(s.Mounts) > 0 },
 		run:     withRoot(userMounts),
@@ -102,16 +115,6 @@ var steps = []step{
 				default:
 					out = append(out, fmt.Sprintf("mount --rbind %s %s%s", m.Source, s.Root, m.Dest))
 				}
-			}
-			return out
-		}},
-	{key: "read-only-tmpfs", comment: "with --read-only, writable tmpfs where programs expect to write",
-		applies: func(s Spec) bool { return s.Readonly },
-		run:     withRoot(readonlyDefaults),
-		explain: func(s Spec) []string {
-			var out []string
-			for _, p := range readonlyScratch {
-				out = append(out, "mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs "+s.Root+p)
 			}
 			return out
 		}},

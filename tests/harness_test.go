@@ -95,7 +95,11 @@ func setup(m *testing.M) (int, error) {
 	if r := runAs(tester, nil, binary, "rootfs", "busybox", rootfs); r.code != 0 {
 		return 0, fmt.Errorf("isobox rootfs busybox: %s", r)
 	}
-	return m.Run(), nil
+	code := m.Run()
+	if slurmUp != nil {
+		slurmUp.stop()
+	}
+	return code, nil
 }
 
 // buildStatic builds the Go package pkg, without cgo, into dst, executable

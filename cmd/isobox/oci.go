@@ -99,8 +99,13 @@ func (o *OciCmd) fail(err error) error {
 
 func oneLineMsg(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
 
-// dir opens the state root, creating it if missing.
-func (o *OciCmd) dir() (*state.Dir, error) {
+// errNoRoot: the state root does not exist (no container was ever made).
+var errNoRoot = errors.New("no state root")
+
+// dir opens the state root; create makes it (0700) if missing, for run.
+// As root, another user's root is opened to read, signal and remove in,
+// never to create: Slurm's cleanup runs as root.
+func (o *OciCmd) dir(create bool) (*state.Dir, error) {
 	root := o.Root
 	if root == "" {
 		root = filepath.Join(os.TempDir(), "isobox-oci-"+strconv.Itoa(os.Getuid()))
@@ -111,10 +116,16 @@ func (o *OciCmd) dir() (*state.Dir, error) {
 		}
 	}
 	root = filepath.Clean(root)
-	if err := os.Mkdir(root, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-		return nil, fmt.Errorf("--root: %w", err)
+	if create {
+		if err := os.Mkdir(root, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("--root: %w", err)
+		}
+		return state.OpenAt(root)
 	}
-	return state.OpenAt(root)
+	if _, err := os.Lstat(root); errors.Is(err, os.ErrNotExist) {
+		return nil, errNoRoot
+	}
+	return state.OpenAsRoot(root)
 }
 
 func ownedByMe(st os.FileInfo) bool {
@@ -124,7 +135,10 @@ func ownedByMe(st os.FileInfo) bool {
 
 // lookup finds a container by ID, with runc's message when it is unknown.
 func (o *OciCmd) lookup(id string) (*state.Dir, state.Info, error) {
-	dir, err := o.dir()
+	dir, err := o.dir(false)
+	if errors.Is(err, errNoRoot) {
+		return nil, state.Info{}, fmt.Errorf("container %q does not exist", id)
+	}
 	if err != nil {
 		return nil, state.Info{}, err
 	}
@@ -167,7 +181,7 @@ func (c *OciRunCmd) run(o *OciCmd, g *Globals, log *slog.Logger) error {
 		return err
 	}
 	opts.Env = userns.MergeEnv([]string{"PATH=" + userns.DefaultPath}, opts.Env...)
-	dir, err := o.dir()
+	dir, err := o.dir(true)
 	if err != nil {
 		return err
 	}
@@ -337,13 +351,16 @@ type OciListCmd struct {
 }
 
 func (c *OciListCmd) Run(o *OciCmd) error {
-	dir, err := o.dir()
-	if err != nil {
+	var list []state.Info
+	dir, err := o.dir(false)
+	switch {
+	case errors.Is(err, errNoRoot):
+	case err != nil:
 		return o.fail(err)
-	}
-	list, err := dir.List()
-	if err != nil {
-		return o.fail(err)
+	default:
+		if list, err = dir.List(); err != nil {
+			return o.fail(err)
+		}
 	}
 	out := []ociState{}
 	for _, i := range list {

@@ -174,6 +174,28 @@ func OpenAt(p string) (*Dir, error) {
 	return &Dir{path: p}, nil
 }
 
+// OpenAsRoot opens another user's state directory for root, who cleans up
+// after that user's containers (Slurm runs `oci state`, `kill` and
+// `delete` as root against the user's --root). It must be a real
+// directory closed to others; root reads, signals and removes there, and
+// creates nothing, so the user's next container finds nothing root-owned.
+func OpenAsRoot(p string) (*Dir, error) {
+	if os.Geteuid() != 0 {
+		return OpenAt(p)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		return nil, fmt.Errorf("state directory: %w", &os.PathError{Op: "lstat", Path: p, Err: err})
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return nil, fmt.Errorf("%w %s: not a directory", errBadStateRoot, p)
+	}
+	if st.Mode&0o022 != 0 {
+		return nil, fmt.Errorf("%w %s: mode %#o lets other users write", errBadStateRoot, p, st.Mode&0o777)
+	}
+	return &Dir{path: p}, nil
+}
+
 func checkOwned(p string) error {
 	var st unix.Stat_t
 	if err := unix.Lstat(p, &st); err != nil {
