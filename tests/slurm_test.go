@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // slurm is a one-node Slurm 22.05 on localhost (Debian's slurm-wlm and
@@ -302,5 +304,35 @@ func TestScancelEndsARunningContainerStep(t *testing.T) {
 		t.Fatal("srun still runs 30 s after scancel")
 	}
 	t.Logf("the step ended %v after scancel", time.Since(start).Round(time.Millisecond))
+	sl.nothingLeft(t, b)
+}
+
+func TestAPulledImageRunsUnderSlurmWithNothingCopied(t *testing.T) {
+	sl := requireSlurm(t)
+	requireSubIDs(t)
+	reg := startRegistry(t, "", "")
+	ref := reg.push(t, "slurm-image:1", busyboxImage(t, func(c *v1.Config) {
+		c.Cmd = []string{"sh", "-c", "cat /from-the-image; pwd"}
+		c.WorkingDir = "/work"
+	}, gzLayer(t, layerTar(t, dir("work/"), regular("from-the-image", "a layer\n")))))
+	s := newImageStore(t)
+	s.pull(ref)
+	b := userDir(tester, "image-bundle")
+	s.must("oci", "spec", "--image", ref, "-b", b)
+	// Outside Slurm first, then as a Slurm step (slurmd's environment has
+	// no HOME: the bundle names the store).
+	if got := s.must("oci", "--root", s.ociRoot(), "run", "-b", b, "img"); got != "a layer\n/work\n" {
+		t.Errorf("oci run of an image bundle: %q", got)
+	}
+	r := sl.as(t, "", "srun", "--container="+b, "sh", "-c", "cat /from-the-image; rm -rf /bin 2>/dev/null; echo gone")
+	if r.code != 0 || r.stdout != "a layer\ngone\n" {
+		t.Errorf("srun --container of an image bundle: %s", r)
+	}
+	if got := s.must("oci", "--root", s.ociRoot(), "run", "-b", b, "again"); got != "a layer\n/work\n" {
+		t.Errorf("after a step deleted /bin, the image changed: %q", got)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(b, "rootfs")); len(entries) != 0 {
+		t.Errorf("the bundle's rootfs/ was filled: %v", entries)
+	}
 	sl.nothingLeft(t, b)
 }

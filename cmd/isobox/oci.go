@@ -16,6 +16,7 @@ import (
 	"github.com/alecthomas/kong"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/isobox/isobox/rootfs"
 	"github.com/isobox/isobox/userns"
 	"github.com/isobox/isobox/userns/bundle"
 	"github.com/isobox/isobox/userns/seccomp"
@@ -177,6 +178,15 @@ func (c *OciRunCmd) run(o *OciCmd, g *Globals, log *slog.Logger) error {
 	if st, err := os.Stat(opts.Rootfs); err != nil || !st.IsDir() {
 		return fmt.Errorf("root.path %s: not a directory", opts.Rootfs)
 	}
+	var imageID, imageName string
+	if l.ImageID != "" {
+		lower, err := imageLayers(l.ImageStore, l.ImageID)
+		if err != nil {
+			return err
+		}
+		opts.Overlay = &rootfs.Overlay{Lower: lower}
+		imageID, imageName = l.ImageID, l.Annotations[bundle.AnnotationImageName]
+	}
 	if opts.Seccomp, err = seccomp.Default(opts.Caps.Names()); err != nil {
 		return err
 	}
@@ -188,7 +198,7 @@ func (c *OciRunCmd) run(o *OciCmd, g *Globals, log *slog.Logger) error {
 	rec := state.Record{
 		Name: c.ID, Command: opts.Args, Rootfs: opts.Rootfs, Net: string(opts.Net), Detached: c.Detach,
 		AutoRemove: !c.Keep && !c.Detach, Created: time.Now(), RunnerPID: os.Getpid(),
-		Bundle: bundleDir, Annotations: l.Annotations,
+		Bundle: bundleDir, Annotations: l.Annotations, Image: imageName, ImageID: imageID,
 	}
 	if c.Detach {
 		cont, err := dir.Create(rec)
@@ -414,9 +424,10 @@ func (c *OciPsCmd) Run(o *OciCmd) error {
 // OciSpecCmd is `isobox oci spec [--rootless]`.
 type OciSpecCmd struct {
 	Bundle string `short:"b" placeholder:"DIR" help:"Where to write config.json (default the current directory); with --rootless, a bundle as runc spec --rootless writes it."`
+	Image  string `predictor:"images" placeholder:"REF" help:"A bundle of a stored image: its Entrypoint, Cmd, Env, WorkingDir and User, and an empty rootfs/ on which isobox stacks its layers at run time (nothing copied)."`
 }
 
-func (c *OciSpecCmd) Run(o *OciCmd) error {
+func (c *OciSpecCmd) Run(o *OciCmd, g *Globals, log *slog.Logger) error {
 	dir := c.Bundle
 	if dir == "" {
 		dir = "."
@@ -425,7 +436,16 @@ func (c *OciSpecCmd) Run(o *OciCmd) error {
 	if _, err := os.Stat(p); err == nil {
 		return o.fail(fmt.Errorf("%s exists: remove it first", p))
 	}
-	b, err := json.MarshalIndent(starterSpec(o.Rootless.set && o.Rootless.value != "false"), "", "\t")
+	spec := starterSpec(o.Rootless.set && o.Rootless.value != "false")
+	if c.Image != "" {
+		if err := imageSpec(spec, g, log, c.Image); err != nil {
+			return o.fail(err)
+		}
+		if err := os.MkdirAll(filepath.Join(dir, "rootfs"), 0o755); err != nil {
+			return o.fail(err)
+		}
+	}
+	b, err := json.MarshalIndent(spec, "", "\t")
 	if err != nil {
 		return o.fail(err)
 	}

@@ -140,6 +140,16 @@ func OpenAt(root string) (*Store, error) {
 	return &Store{root: root}, nil
 }
 
+// OpenExisting opens a store that must already exist (one a bundle
+// names): nothing is created.
+func OpenExisting(root string) (*Store, error) {
+	st, err := os.Lstat(filepath.Join(root, "images"))
+	if err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("%w %s: no image store there", errBadStore, root)
+	}
+	return OpenAt(root)
+}
+
 // Root is the store's directory.
 func (s *Store) Root() string { return s.root }
 

@@ -31,10 +31,22 @@ import (
 // ErrConfig is a config.json isobox refuses.
 var ErrConfig = errors.New("config.json")
 
+// Annotations naming a stored image as the bundle's root, written by
+// `isobox oci spec --image`: its layers are stacked copy-on-write at run
+// time on root.path (an empty directory), nothing copied. They survive
+// Slurm, which rewrites root.path and keeps the rest of the config.
+const (
+	AnnotationImage      = "org.isobox.image"       // the image ID, sha256:...
+	AnnotationImageStore = "org.isobox.image.store" // the store holding it
+	AnnotationImageName  = "org.isobox.image.name"  // what it was pulled as
+)
+
 // Launch is a translated bundle.
 type Launch struct {
 	Options     userns.Options
 	Annotations map[string]string
+	// ImageID and ImageStore are set when the root is a stored image.
+	ImageID, ImageStore string
 	// Notes are what was ignored, one line each.
 	Notes []string
 }
@@ -98,6 +110,16 @@ func Translate(s *specs.Spec, bundleDir string) (*Launch, error) {
 	}
 	if err := l.linux(s.Linux); err != nil {
 		return nil, err
+	}
+	if id := s.Annotations[AnnotationImage]; id != "" {
+		store := s.Annotations[AnnotationImageStore]
+		if !filepath.IsAbs(store) {
+			return nil, fieldError("annotations."+AnnotationImageStore, "%q: must be an absolute path", store)
+		}
+		if !strings.HasPrefix(id, "sha256:") || len(id) != 71 {
+			return nil, fieldError("annotations."+AnnotationImage, "%q: want sha256:HEX", id)
+		}
+		l.ImageID, l.ImageStore = id, filepath.Clean(store)
 	}
 	if s.Hooks != nil && (len(s.Hooks.Prestart)+len(s.Hooks.CreateRuntime)+len(s.Hooks.CreateContainer)+len(s.Hooks.StartContainer)+len(s.Hooks.Poststart)+len(s.Hooks.Poststop)) > 0 {
 		return nil, fieldError("hooks", "not supported by isobox yet")
