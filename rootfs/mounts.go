@@ -57,7 +57,7 @@ func ParseVolume(spec, cwd string) (Mount, error) {
 				return Mount{}, fmt.Errorf("--volume %q: option %q given twice", spec, o)
 			}
 			seen[o] = true
-			if err := m.option(o); err != nil {
+			if err := m.Option(o); err != nil {
 				return Mount{}, fmt.Errorf("--volume %q: %w", spec, err)
 			}
 		}
@@ -68,7 +68,8 @@ func ParseVolume(spec, cwd string) (Mount, error) {
 	return m, nil
 }
 
-func (m *Mount) option(o string) error {
+// Option applies one of ro, rw, nosuid, nodev, noexec.
+func (m *Mount) Option(o string) error {
 	switch o {
 	case "ro":
 		m.Readonly = true
@@ -113,7 +114,7 @@ func ParseTmpfs(spec string) (Mount, error) {
 				}
 				data = append(data, "mode="+strconv.FormatUint(n, 8))
 			case !hasVal:
-				if err := m.option(k); err != nil {
+				if err := m.Option(k); err != nil {
 					return Mount{}, fmt.Errorf("--tmpfs %q: %w", spec, err)
 				}
 			default:

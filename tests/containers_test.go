@@ -47,19 +47,7 @@ func (s *store) run(args ...string) result {
 
 func (s *store) runIn(stdin string, args ...string) result {
 	s.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := withContext(ctx, command(tester, s.env, append([]string{binary}, args...)...))
-	var out, errb bytes.Buffer
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		code = -1
-	}
-	return result{stdout: out.String(), stderr: errb.String(), code: code}
+	return runAsEnv(tester, s.env, strings.NewReader(stdin), append([]string{binary}, args...)...)
 }
 
 // must runs isobox and requires exit 0.

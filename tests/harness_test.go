@@ -225,9 +225,14 @@ func command(a *account, extraEnv []string, argv ...string) *exec.Cmd {
 }
 
 func runAs(a *account, stdin io.Reader, argv ...string) result {
+	return runAsEnv(a, nil, stdin, argv...)
+}
+
+// runAsEnv is runAs with extra environment.
+func runAsEnv(a *account, env []string, stdin io.Reader, argv ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := command(a, nil, argv...)
+	cmd := command(a, env, argv...)
 	cmd = withContext(ctx, cmd)
 	var out, errb bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, &errb

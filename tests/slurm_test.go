@@ -1,8 +1,6 @@
 package tests
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -163,20 +161,7 @@ func freePortN() int {
 // slurm.conf.
 func (s *slurm) as(t *testing.T, stdin string, argv ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := withContext(ctx, command(tester, []string{"SLURM_CONF=" + s.conf}, argv...))
-	var out, errb bytes.Buffer
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		code = -1
-		errb.WriteString(err.Error())
-	}
-	return result{stdout: out.String(), stderr: errb.String(), code: code}
+	return runAsEnv(tester, []string{"SLURM_CONF=" + s.conf}, strings.NewReader(stdin), argv...)
 }
 
 // slurmBundle is a `runc spec --rootless`-shaped bundle of the test rootfs

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/isobox/isobox/rootfs/image"
@@ -27,46 +25,34 @@ func imageSpec(spec *specs.Spec, g *Globals, log *slog.Logger, ref string) error
 	if err != nil {
 		return err
 	}
-	raw, err := im.store.Config(img)
+	run, err := newImageRun(im.store, img)
 	if err != nil {
 		return err
 	}
-	cf, err := v1.ParseConfigFile(bytes.NewReader(raw))
-	if err != nil {
-		return fmt.Errorf("config of %s: %w", img.ShortID(), err)
-	}
-	run := &imageRun{img: img, config: cf.Config}
-	for i := len(img.Layers) - 1; i >= 0; i-- {
-		d := im.store.LayerDir(img.Layers[i].ChainID)
-		if run.top == "" {
-			run.top = d
-		} else {
-			run.lower = append(run.lower, d)
-		}
-	}
-	args := append(append([]string{}, cf.Config.Entrypoint...), cf.Config.Cmd...)
+	cf := run.config
+	args := append(append([]string{}, cf.Entrypoint...), cf.Cmd...)
 	if len(args) == 0 {
 		return fmt.Errorf("the image %s has no Entrypoint or Cmd: edit process.args in config.json", ref)
 	}
 	var uid, gid uint32
-	if u := cf.Config.User; u != "" {
+	if u := cf.User; u != "" {
 		if uid, gid, _, err = userns.ResolveUserIn(run.fileRoot("etc/passwd"), run.fileRoot("etc/group"), u); err != nil {
 			return err
 		}
 	}
-	cwd := cf.Config.WorkingDir
+	cwd := cf.WorkingDir
 	if cwd == "" {
 		cwd = "/"
 	}
 	spec.Process.Args = args
-	spec.Process.Env = userns.MergeEnv([]string{"PATH=" + userns.DefaultPath}, cf.Config.Env...)
+	spec.Process.Env = userns.MergeEnv([]string{"PATH=" + userns.DefaultPath}, cf.Env...)
 	spec.Process.Cwd = cwd
 	spec.Process.User = specs.User{UID: uid, GID: gid}
 	spec.Root = &specs.Root{Path: "rootfs"}
 	spec.Linux.UIDMappings, spec.Linux.GIDMappings = nil, nil
-	name := ref
-	if len(img.Names) > 0 {
-		name = img.Names[0]
+	name := run.name
+	if name == "" {
+		name = ref
 	}
 	spec.Annotations = map[string]string{
 		bundle.AnnotationImage: img.ID, bundle.AnnotationImageStore: im.store.Root(), bundle.AnnotationImageName: name,
@@ -84,12 +70,5 @@ func imageLayers(store, id string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the bundle's image: %w", err)
 	}
-	var out []string
-	for i := len(img.Layers) - 1; i >= 0; i-- {
-		if !s.HasLayer(img.Layers[i].ChainID) {
-			return nil, fmt.Errorf("the bundle's image %s: layer %s is missing from the store: pull it again", img.ShortID(), img.Layers[i].DiffID)
-		}
-		out = append(out, s.LayerDir(img.Layers[i].ChainID))
-	}
-	return out, nil
+	return layerDirs(s, img)
 }

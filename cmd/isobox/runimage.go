@@ -50,7 +50,19 @@ func (r *RunCmd) resolveImage(g *Globals, log *slog.Logger) (*imageRun, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	raw, err := im.store.Config(img)
+	run, err := newImageRun(im.store, img)
+	if err != nil {
+		return nil, err
+	}
+	if run.name == "" {
+		run.name = r.image
+	}
+	return run, nil
+}
+
+// newImageRun reads a stored image's config and finds its layers.
+func newImageRun(s *image.Store, img image.Image) (*imageRun, error) {
+	raw, err := s.Config(img)
 	if err != nil {
 		return nil, err
 	}
@@ -58,22 +70,31 @@ func (r *RunCmd) resolveImage(g *Globals, log *slog.Logger) (*imageRun, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config of %s: %w", img.ShortID(), err)
 	}
-	run := &imageRun{img: img, name: r.image, config: cf.Config}
+	layers, err := layerDirs(s, img)
+	if err != nil {
+		return nil, err
+	}
+	run := &imageRun{img: img, config: cf.Config, top: layers[0], lower: layers[1:]}
 	if len(img.Names) > 0 {
 		run.name = img.Names[0]
 	}
+	return run, nil
+}
+
+// layerDirs are a stored image's layer directories, topmost first
+// (overlayfs's lowerdir order); a layer missing from the store is an error.
+func layerDirs(s *image.Store, img image.Image) ([]string, error) {
+	var out []string
 	for i := len(img.Layers) - 1; i >= 0; i-- {
-		dir := im.store.LayerDir(img.Layers[i].ChainID)
-		if !im.store.HasLayer(img.Layers[i].ChainID) {
+		if !s.HasLayer(img.Layers[i].ChainID) {
 			return nil, fmt.Errorf("image %s: layer %s is missing from the store: pull it again", img.ShortID(), img.Layers[i].DiffID)
 		}
-		if run.top == "" {
-			run.top = dir
-		} else {
-			run.lower = append(run.lower, dir)
-		}
+		out = append(out, s.LayerDir(img.Layers[i].ChainID))
 	}
-	return run, nil
+	if len(out) == 0 {
+		return nil, fmt.Errorf("image %s has no layers", img.ShortID())
+	}
+	return out, nil
 }
 
 // layers are the image's directories, topmost first.

@@ -277,19 +277,13 @@ func (l *Launch) mounts(ms []specs.Mount) error {
 func bindOptions(m *rootfs.Mount, opts []string) error {
 	for _, o := range opts {
 		switch o {
-		case "bind", "rbind", "rw", "", "rprivate", "private", "rslave", "slave", "runbindable", "unbindable":
-		case "ro":
-			m.Readonly = true
-		case "nosuid":
-			m.Flags |= unix.MS_NOSUID
-		case "nodev":
-			m.Flags |= unix.MS_NODEV
-		case "noexec":
-			m.Flags |= unix.MS_NOEXEC
+		case "bind", "rbind", "", "rprivate", "private", "rslave", "slave", "runbindable", "unbindable":
 		case "shared", "rshared":
 			return fmt.Errorf("%q: shared propagation is not supported", o)
 		default:
-			return fmt.Errorf("%q: not a bind option isobox takes", o)
+			if err := m.Option(o); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
