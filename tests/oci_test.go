@@ -210,3 +210,54 @@ func TestOciBadBundlesAreOneLineAndExitOne(t *testing.T) {
 		}
 	}
 }
+
+func TestOciCreateStopsBeforeTheCommandAndStartRunsIt(t *testing.T) {
+	s := newStore(t)
+	dir := bundle(t, s, true, func(c map[string]any) {
+		setArgs("sh", "-c", "echo ran > /tmp/ran; exec sleep 1000")(c)
+		c["root"].(map[string]any)["readonly"] = false
+	})
+	root := s.ociRoot()
+	pidFile := filepath.Join(envValue(s.env, "XDG_RUNTIME_DIR"), "created.pid")
+	s.must("oci", "--root", root, "create", "--pid-file", pidFile, "-b", dir, "gated")
+	st, _ := s.ociState("gated")
+	if st.Status != "created" || st.Pid == 0 {
+		t.Fatalf("after create: %+v", st)
+	}
+	if b, _ := os.ReadFile(pidFile); string(b) != strconv.Itoa(st.Pid) {
+		t.Errorf("--pid-file %q, state's pid %d", b, st.Pid)
+	}
+	marker := filepath.Join(dir, "rootfs", "tmp", "ran")
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("the command ran before start")
+	}
+	s.must("oci", "--root", root, "start", "gated")
+	if st, _ := s.ociState("gated"); st.Status != "running" {
+		t.Errorf("after start: %+v", st)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("start returned before the command ran: %v", err)
+	}
+	if r := s.run("oci", "--root", root, "start", "gated"); r.code != 1 || !strings.Contains(r.stderr, "created") {
+		t.Errorf("start of a running container: %s", r)
+	}
+	s.must("oci", "--root", root, "delete", "-f", "gated")
+
+	// Killed while created, it stays, stopped, until deleted.
+	s.must("oci", "--root", root, "create", "-b", dir, "never")
+	s.must("oci", "--root", root, "kill", "never", "KILL")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if st, _ := s.ociState("never"); st.Status == "stopped" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a created container killed is not stopped")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if r := s.run("oci", "--root", root, "start", "never"); r.code != 1 {
+		t.Errorf("start of a stopped container: %s", r)
+	}
+	s.must("oci", "--root", root, "delete", "never")
+}

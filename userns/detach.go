@@ -166,6 +166,7 @@ func monitorMain() error {
 	o.Record = c
 	o.Stdio = [3]*os.File{devNull, outW, outW}
 	o.OnStarted = func() { report(monitorStatus{}) }
+	o.OnCreated = func() { report(monitorStatus{}) } // oci create returns once created
 	_, err = Run(o)
 	if err != nil {
 		if status != nil {

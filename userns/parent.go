@@ -47,6 +47,11 @@ type Options struct {
 	// OnStarted is called once the command runs (the detached monitor
 	// reports it to the command that started it).
 	OnStarted func() `json:"-"`
+	// WaitStart stops the start just before the command runs, everything
+	// else set up, until Start is called from another process (`oci
+	// create`, then `oci start`); OnCreated is called then.
+	WaitStart bool   `json:"waitStart,omitempty"`
+	OnCreated func() `json:"-"`
 }
 
 // Error is a failure of isobox itself, with the runner's exit status.
@@ -76,10 +81,11 @@ func Run(o Options) (code int, err error) {
 	}
 	log = log.With("stage", "parent")
 	started := false
+	created := false            // oci create: it reached "created"
 	var record *state.Container // once it exists
 	defer func() {
 		if record != nil {
-			settleRecord(record, started, code, err, log)
+			settleRecord(record, started || created, code, err, log)
 		}
 	}()
 	stdio := o.Stdio
@@ -360,6 +366,16 @@ func Run(o Options) (code int, err error) {
 	if userMode {
 		trace("network")
 	}
+	startConn := -1
+	if o.WaitStart {
+		c, reached, err := waitForStart(record, h.initPid, initStart, o.OnCreated)
+		created = reached
+		if err != nil {
+			return abortedCode(setupError(err))
+		}
+		startConn = c
+		defer unix.Close(startConn)
+	}
 	// init handles signals from here on (queueing them until the command
 	// runs); before, the kernel would drop them, as PID 1 had no handler
 	// yet, so until now a signal aborts the start instead.
@@ -388,6 +404,9 @@ func Run(o Options) (code int, err error) {
 		if err := recordStarted(record, h.initPid, initStart, cfg.Net); err != nil {
 			log.Warn(err.Error())
 		}
+	}
+	if startConn >= 0 {
+		unix.Write(startConn, []byte{1}) // start returns: the command runs
 	}
 	if o.OnStarted != nil {
 		o.OnStarted()

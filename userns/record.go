@@ -21,6 +21,7 @@ func recordStarted(c *state.Container, pid int, start uint64, net Net) error {
 	return c.Update(func(r *state.Record) {
 		r.PID, r.PIDStart, r.BootID, r.Started = pid, start, boot, time.Now()
 		r.Net = string(net)
+		r.AwaitingStart = false
 	})
 }
 
@@ -49,11 +50,17 @@ func settleRecord(c *state.Container, started bool, code int, err error, log *sl
 // Sockets are bound and reached through /proc/self/fd/DIR/exec.sock: the
 // record's own path may be longer than a socket address allows (108 bytes).
 func socketAddr(dir string) (addr *unix.SockaddrUnix, closeDir func(), err error) {
+	return socketAddrOf(dir, state.SocketFile)
+}
+
+// socketAddrOf names socket file name in dir through a descriptor of dir,
+// so that a long path still fits in sun_path.
+func socketAddrOf(dir, name string) (addr *unix.SockaddrUnix, closeDir func(), err error) {
 	d, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
-	return &unix.SockaddrUnix{Name: "/proc/self/fd/" + strconv.Itoa(d) + "/" + state.SocketFile},
+	return &unix.SockaddrUnix{Name: "/proc/self/fd/" + strconv.Itoa(d) + "/" + name},
 		func() { unix.Close(d) }, nil
 }
 

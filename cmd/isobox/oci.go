@@ -34,6 +34,8 @@ type OciCmd struct {
 	Rootless      rootlessFlag `help:"runc's --rootless[=true|false|auto]: isobox is always rootless. With spec, write a rootless bundle."`
 	SystemdCgroup bool         `name:"systemd-cgroup" help:"Accepted for runc's callers: isobox manages no cgroup."`
 
+	Create   OciCreateCmd   `cmd:"" help:"Create a container from a bundle, stopped just before its command runs."`
+	Start    OciStartCmd    `cmd:"" help:"Run a created container's command."`
 	Run      OciRunCmd      `cmd:"" help:"Create and run a container from a bundle, in the foreground."`
 	State    OciStateCmd    `cmd:"" help:"Print a container's state as JSON."`
 	Kill     OciKillCmd     `cmd:"" help:"Send a signal to a container's init (-a: to all its processes)."`
@@ -157,6 +159,8 @@ type OciRunCmd struct {
 	PidFile string `name:"pid-file" placeholder:"FILE" help:"Write the container's init PID there."`
 	Keep    bool   `help:"Keep the container's state after it exits."`
 	ID      string `arg:"" placeholder:"ID" help:"Container ID."`
+
+	create bool // oci create: stop before the command, until oci start
 }
 
 func (c *OciRunCmd) Run(o *OciCmd, g *Globals, log *slog.Logger) error {
@@ -201,6 +205,7 @@ func (c *OciRunCmd) run(o *OciCmd, g *Globals, log *slog.Logger) error {
 		Bundle: bundleDir, Annotations: l.Annotations, Image: imageName, ImageID: imageID,
 	}
 	if c.Detach {
+		opts.WaitStart = c.create
 		cont, err := dir.Create(rec)
 		if err != nil {
 			return err
@@ -293,13 +298,43 @@ type ociState struct {
 
 func stateOf(i state.Info) ociState {
 	s := ociState{OCIVersion: specs.Version, ID: i.Name, Bundle: i.Bundle, Rootfs: i.Rootfs, Created: i.Created, Annotations: i.Annotations, Status: "stopped"}
-	switch i.Status() {
-	case "running":
-		s.Status, s.Pid = "running", i.PID
-	case "created":
+	switch {
+	case i.Running && i.AwaitingStart:
+		s.Status, s.Pid = "created", i.PID
+	case i.Running && i.PID == 0:
 		s.Status = "creating"
+	case i.Running:
+		s.Status, s.Pid = "running", i.PID
 	}
 	return s
+}
+
+// OciCreateCmd is `isobox oci create`.
+type OciCreateCmd struct {
+	Bundle  string `short:"b" placeholder:"DIR" help:"The bundle (default the current directory)."`
+	PidFile string `name:"pid-file" placeholder:"FILE" help:"Write the container's init PID there."`
+	ID      string `arg:"" placeholder:"ID" help:"Container ID."`
+}
+
+func (c *OciCreateCmd) Run(o *OciCmd, g *Globals, log *slog.Logger) error {
+	r := &OciRunCmd{Bundle: c.Bundle, Detach: true, PidFile: c.PidFile, Keep: true, ID: c.ID, create: true}
+	return o.fail(r.run(o, g, log))
+}
+
+// OciStartCmd is `isobox oci start`.
+type OciStartCmd struct {
+	ID string `arg:"" placeholder:"ID"`
+}
+
+func (c *OciStartCmd) Run(o *OciCmd) error {
+	_, info, err := o.lookup(c.ID)
+	if err != nil {
+		return o.fail(err)
+	}
+	if !info.Running || !info.AwaitingStart {
+		return o.fail(fmt.Errorf("container %q: %w (it is %s)", c.ID, userns.ErrNotCreated, stateOf(info).Status))
+	}
+	return o.fail(userns.Start(info.Dir))
 }
 
 // OciStateCmd is `isobox oci state`.
@@ -331,7 +366,7 @@ func (c *OciKillCmd) Run(o *OciCmd) error {
 	if err != nil {
 		return o.fail(err)
 	}
-	if info.Status() != "running" {
+	if !info.Running || info.PID == 0 {
 		return o.fail(fmt.Errorf("container %q is not running", c.ID))
 	}
 	return o.fail(userns.Signal(info, sig, c.All))

@@ -109,6 +109,8 @@ type Record struct {
 	ExitCode *int `json:"exitCode,omitempty"`
 	// Config is how the container was set up, for inspect.
 	Config *Config `json:"config,omitempty"`
+	// AwaitingStart: made by `oci create`, waiting for `oci start`.
+	AwaitingStart bool `json:"awaitingStart,omitempty"`
 	// Bundle and Annotations are an OCI container's (isobox oci).
 	Bundle      string            `json:"bundle,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
@@ -345,7 +347,7 @@ type Info struct {
 // Status is podman's vocabulary: created (starting), running, exited.
 func (i Info) Status() string {
 	switch {
-	case i.Running && i.PID == 0:
+	case i.Running && (i.PID == 0 || i.AwaitingStart):
 		return "created"
 	case i.Running:
 		return "running"
