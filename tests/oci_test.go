@@ -261,3 +261,22 @@ func TestOciCreateStopsBeforeTheCommandAndStartRunsIt(t *testing.T) {
 	}
 	s.must("oci", "--root", root, "delete", "never")
 }
+
+func TestOciExecArgsAndProcessJSON(t *testing.T) {
+	s := newStore(t)
+	dir := bundle(t, s, true, setArgs("sleep", "1000"))
+	root := s.ociRoot()
+	s.must("oci", "--root", root, "run", "-d", "-b", dir, "exe")
+	if r := s.run("oci", "--root", root, "exec", "-e", "X=1", "--cwd", "/tmp", "exe", "sh", "-c", "echo $X $(pwd); exit 4"); r.code != 4 || r.stdout != "1 /tmp\n" {
+		t.Errorf("oci exec: %s", r)
+	}
+	proc := filepath.Join(userDir(tester, "proc"), "process.json")
+	os.WriteFile(proc, []byte(`{"args": ["sh", "-c", "id -u; echo $Y"], "env": ["Y=from-json"], "cwd": "/", "user": {"uid": 0, "gid": 0}}`), 0o644)
+	if r := s.run("oci", "--root", root, "exec", "--process", proc, "exe"); r.code != 0 || r.stdout != "0\nfrom-json\n" {
+		t.Errorf("oci exec --process: %s", r)
+	}
+	if r := s.run("oci", "--root", root, "exec", "nope", "true"); r.code != 1 || !strings.Contains(r.stderr, "does not exist") {
+		t.Errorf("exec into an unknown container: %s", r)
+	}
+	s.must("oci", "--root", root, "delete", "-f", "exe")
+}

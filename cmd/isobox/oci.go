@@ -37,6 +37,7 @@ type OciCmd struct {
 	Create   OciCreateCmd   `cmd:"" help:"Create a container from a bundle, stopped just before its command runs."`
 	Start    OciStartCmd    `cmd:"" help:"Run a created container's command."`
 	Run      OciRunCmd      `cmd:"" help:"Create and run a container from a bundle, in the foreground."`
+	Exec     OciExecCmd     `cmd:"" help:"Run a process in a running container, in the foreground."`
 	State    OciStateCmd    `cmd:"" help:"Print a container's state as JSON."`
 	Kill     OciKillCmd     `cmd:"" help:"Send a signal to a container's init (-a: to all its processes)."`
 	Delete   OciDeleteCmd   `cmd:"" help:"Delete a stopped container (-f: kill a running one first)."`
@@ -319,6 +320,64 @@ type OciCreateCmd struct {
 func (c *OciCreateCmd) Run(o *OciCmd, g *Globals, log *slog.Logger) error {
 	r := &OciRunCmd{Bundle: c.Bundle, Detach: true, PidFile: c.PidFile, Keep: true, ID: c.ID, create: true}
 	return o.fail(r.run(o, g, log))
+}
+
+// OciExecCmd is `isobox oci exec`: the process is started by the
+// container's init, as `isobox exec` does.
+type OciExecCmd struct {
+	Process string   `short:"p" name:"process" placeholder:"FILE" help:"A process.json (runtime-spec's process) instead of the arguments."`
+	TTY     bool     `short:"t" name:"tty" help:"A terminal from the container's devpts, on yours."`
+	Detach  bool     `short:"d" help:"Not supported by isobox yet: the process runs in the foreground."`
+	Env     []string `short:"e" sep:"none" placeholder:"KEY=VALUE" help:"Set a variable. Repeatable."`
+	Cwd     string   `placeholder:"DIR" help:"Working directory."`
+	User    string   `short:"u" placeholder:"UID[:GID]" help:"User."`
+	PidFile string   `name:"pid-file" placeholder:"FILE" help:"Not supported by isobox yet."`
+	ID      string   `arg:"" placeholder:"ID"`
+	Args    []string `arg:"" optional:"" passthrough:"" placeholder:"COMMAND [ARG...]"`
+}
+
+func (c *OciExecCmd) Run(o *OciCmd) error {
+	return o.fail(c.run(o))
+}
+
+func (c *OciExecCmd) run(o *OciCmd) error {
+	if c.Detach || c.PidFile != "" {
+		return errors.New("exec: -d and --pid-file are not supported by isobox yet: the process runs in the foreground, its exit status exec's")
+	}
+	req := userns.ExecRequest{Args: c.Args, Env: c.Env, Workdir: c.Cwd, User: c.User, TTY: c.TTY}
+	if c.Process != "" {
+		b, err := os.ReadFile(c.Process)
+		if err != nil {
+			return fmt.Errorf("--process: %w", err)
+		}
+		var p specs.Process
+		if err := json.Unmarshal(b, &p); err != nil {
+			return fmt.Errorf("--process %s: %w", c.Process, err)
+		}
+		if len(p.Args) == 0 {
+			return fmt.Errorf("--process %s: args: missing", c.Process)
+		}
+		req = userns.ExecRequest{Args: p.Args, Env: append(p.Env, c.Env...), Workdir: p.Cwd, TTY: p.Terminal || c.TTY,
+			User: fmt.Sprintf("%d:%d", p.User.UID, p.User.GID)}
+	}
+	if len(req.Args) == 0 {
+		return errors.New("exec: no command (give one, or --process)")
+	}
+	if req.Workdir != "" && !filepath.IsAbs(req.Workdir) {
+		return fmt.Errorf("exec: --cwd %q: must be an absolute path", req.Workdir)
+	}
+	_, info, err := o.lookup(c.ID)
+	if err != nil {
+		return err
+	}
+	if info.Status() != "running" {
+		return fmt.Errorf("container %q is not running", c.ID)
+	}
+	code, err := userns.Exec(info.Dir, req)
+	if err != nil {
+		return err
+	}
+	return exitWith(code)
 }
 
 // OciStartCmd is `isobox oci start`.
