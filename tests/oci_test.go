@@ -280,3 +280,22 @@ func TestOciExecArgsAndProcessJSON(t *testing.T) {
 	}
 	s.must("oci", "--root", root, "delete", "-f", "exe")
 }
+
+func TestOciBundlesOwnSeccompProfileAndBadCommandLine(t *testing.T) {
+	s := newStore(t)
+	dir := bundle(t, s, true, func(c map[string]any) {
+		setArgs("sh", "-c", "mkdir /tmp/x 2>&1; echo after")(c)
+		c["root"].(map[string]any)["readonly"] = false
+		c["linux"].(map[string]any)["seccomp"] = map[string]any{
+			"defaultAction": "SCMP_ACT_ALLOW",
+			"syscalls":      []any{map[string]any{"names": []string{"mkdir", "mkdirat"}, "action": "SCMP_ACT_ERRNO"}},
+		}
+	})
+	r := s.run("oci", "--root", s.ociRoot(), "run", "-b", dir, "filtered")
+	if r.code != 0 || !strings.Contains(r.stdout, "Operation not permitted") || !strings.HasSuffix(r.stdout, "after\n") {
+		t.Errorf("the bundle's own filter did not refuse mkdir: %s", r)
+	}
+	if r := s.run("oci", "state"); r.code != 1 || !strings.HasPrefix(r.stderr, "isobox: ") {
+		t.Errorf("oci state without an ID: %s", r)
+	}
+}

@@ -97,7 +97,7 @@ func run(args []string) int {
 		return userns.ExitSetup
 	}
 	bind := func() []any { return []any{userns.NewLogger(os.Stderr, c.LogLevel)} }
-	return cmdline.Run(parser, args, os.Stderr, bind, hint)
+	return cmdline.Run(parser, args, os.Stderr, bind, hint, userns.ExitSetup)
 }
 
 // hint names the fix for a registry that wants credentials.

@@ -112,7 +112,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		completeFor(parser)
 	}
 	bind := func() []any { return []any{globals, userns.NewLogger(stderr, globals.LogLevel)} }
-	return cmdline.Run(parser, args, stderr, bind, hintFor)
+	parseFail := userns.ExitSetup
+	if len(args) > 0 && args[0] == "oci" {
+		parseFail = 1 // runc's status for a bad command line
+	}
+	return cmdline.Run(parser, args, stderr, bind, hintFor, parseFail)
 }
 
 // runOnly is cli with `run` alone (see run).

@@ -192,8 +192,10 @@ func (c *OciRunCmd) run(o *OciCmd, g *Globals, log *slog.Logger) error {
 		opts.Overlay = &rootfs.Overlay{Lower: lower}
 		imageID, imageName = l.ImageID, l.Annotations[bundle.AnnotationImageName]
 	}
-	if opts.Seccomp, err = seccomp.Default(opts.Caps.Names()); err != nil {
-		return err
+	if !l.OwnSeccomp {
+		if opts.Seccomp, err = seccomp.Default(opts.Caps.Names()); err != nil {
+			return err
+		}
 	}
 	opts.Env = userns.MergeEnv([]string{"PATH=" + userns.DefaultPath}, opts.Env...)
 	dir, err := o.dir(true)

@@ -26,6 +26,7 @@ import (
 	"github.com/isobox/isobox/idmap"
 	"github.com/isobox/isobox/rootfs"
 	"github.com/isobox/isobox/userns"
+	"github.com/isobox/isobox/userns/seccomp"
 )
 
 // ErrConfig is a config.json isobox refuses.
@@ -47,6 +48,9 @@ type Launch struct {
 	Annotations map[string]string
 	// ImageID and ImageStore are set when the root is a stored image.
 	ImageID, ImageStore string
+	// OwnSeccomp: the bundle gave its own filter (Options.Seccomp);
+	// otherwise the caller applies Docker's default.
+	OwnSeccomp bool
 	// Notes are what was ignored, one line each.
 	Notes []string
 }
@@ -317,7 +321,12 @@ func (l *Launch) linux(lx *specs.Linux) error {
 		return fieldError("linux.sysctl", "not supported by isobox yet")
 	}
 	if lx.Seccomp != nil {
-		return fieldError("linux.seccomp", "a bundle's own profile is not supported by isobox yet: remove it, and isobox applies Docker's default")
+		p, err := seccomp.Compile(lx.Seccomp)
+		if err != nil {
+			return fieldError("linux.seccomp", "%v", err)
+		}
+		o.Seccomp = p
+		l.OwnSeccomp = true
 	}
 	if lx.Resources != nil {
 		l.note("linux.resources ignored: no cgroup limits are applied (as runc --rootless without a delegated cgroup)")

@@ -67,7 +67,7 @@ func TestTranslateRefusesWithTheFieldNamed(t *testing.T) {
 		"mounts[2].type":           func(s string) string { return strings.Replace(s, `"type": "tmpfs"`, `"type": "nfs"`, 1) },
 		"linux.namespaces[0].type": func(s string) string { return strings.Replace(s, `{"type": "pid"}`, `{"type": "nope"}`, 1) },
 		"linux.seccomp": func(s string) string {
-			return strings.Replace(s, `"linux": {`, `"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}, `, 1)
+			return strings.Replace(s, `"linux": {`, `"linux": {"seccomp": {"defaultAction": "SCMP_ACT_NOPE"}, `, 1)
 		},
 		"root.path": func(s string) string { return strings.Replace(s, `"path": "rootfs"`, `"path": ""`, 1) },
 	} {
@@ -105,4 +105,16 @@ func FuzzTranslate(f *testing.F) {
 			t.Fatalf("Translate: %v", err)
 		}
 	})
+}
+
+func TestTranslateCompilesTheBundlesOwnSeccompProfile(t *testing.T) {
+	c := strings.Replace(rootless, `"linux": {`, `"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}, `, 1)
+	s, err := Parse([]byte(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := Translate(s, "/b")
+	if err != nil || !l.OwnSeccomp || len(l.Options.Seccomp) == 0 {
+		t.Errorf("own profile: %v %v %d", err, l != nil && l.OwnSeccomp, len(l.Options.Seccomp))
+	}
 }

@@ -141,6 +141,11 @@ const (
 //	jeq NR1, ret; jeq NR2, ret; ...; ja +1; ret ACTION   unconditional rule
 //	jne NR, skip; checks...; ret ACTION; ld nr   conditional rule
 //	ret default
+//
+// Compile is compile for a profile in runtime-spec's form, as an OCI
+// bundle's linux.seccomp gives it.
+func Compile(p *specs.LinuxSeccomp) (Program, error) { return compile(p) }
+
 func compile(p *specs.LinuxSeccomp) (Program, error) {
 	if len(syscalls) == 0 {
 		return nil, fmt.Errorf("seccomp: no syscall table for %s: use --security-opt seccomp=unconfined", runtime.GOARCH)

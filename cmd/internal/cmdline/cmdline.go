@@ -28,7 +28,9 @@ type exitNow int
 // Run parses args with parser and runs the chosen command, with the
 // values bind returns once the flags are parsed (a logger at the parsed
 // level, say). hint, if set, adds an "isobox: hint:" line for an error.
-func Run(parser *kong.Kong, args []string, stderr io.Writer, bind func() []any, hint func(error) string) (code int) {
+// A command line kong refuses exits with parseFail (125, or runc's 1 for
+// `isobox oci`).
+func Run(parser *kong.Kong, args []string, stderr io.Writer, bind func() []any, hint func(error) string, parseFail int) (code int) {
 	parser.Exit = func(code int) { panic(exitNow(code)) }
 	defer func() {
 		if r := recover(); r != nil {
@@ -42,7 +44,7 @@ func Run(parser *kong.Kong, args []string, stderr io.Writer, bind func() []any, 
 	ctx, err := parser.Parse(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "isobox: %s\n", OneLine(err.Error()))
-		return ExitSetup
+		return parseFail
 	}
 	err = ctx.Run(bind()...)
 	if err == nil {
