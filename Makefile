@@ -10,7 +10,7 @@ export CGO_ENABLED := 0
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 UNIT := ./idmap/... ./userns/... ./rootfs/... ./slirp/... ./cmd/...
 
-.PHONY: all build setup setup-tests demo test unit integration lint fuzz bench clean
+.PHONY: all build setup setup-tests demo test unit integration lint fuzz bench oci-validation clean
 
 all: build
 
@@ -51,6 +51,11 @@ BENCH_PEERS := bwrap:bubblewrap rootlesskit:rootlesskit podman:podman runc:runc 
 bench: setup build
 	@if [ "$$(id -u)" = 0 ]; then for p in $(BENCH_PEERS); do command -v $${p%%:*} >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $${p##*:} >/dev/null || true; done; fi
 	$(GO) run ./bench $(CURDIR)/bin/isobox
+
+# The OCI runtime-tools validation suite against isobox oci (a report; a
+# few minutes; not part of make test).
+oci-validation: build
+	@bash .ci/oci-validation
 
 fuzz:
 	$(GO) test -run XXX -fuzz FuzzParse$$ -fuzztime 20s ./idmap/
