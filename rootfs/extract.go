@@ -47,8 +47,6 @@ type ExtractStats struct {
 	Xattrs int
 	// Unmapped are owners outside the mapping, left to the caller.
 	Unmapped int
-	// Whiteouts are the layer's deletions and opaque directories.
-	Whiteouts int
 }
 
 // EntryError is an archive entry refused as unsafe, named.
@@ -193,7 +191,6 @@ func Extract(r io.Reader, o ExtractOptions) (ExtractStats, error) {
 				if err != nil {
 					return st, &EntryError{name, err.Error()}
 				}
-				st.Whiteouts++
 				continue
 			}
 		}

@@ -94,9 +94,6 @@ func Run(o Options) (code int, err error) {
 			stdio[i] = f
 		}
 	}
-	if len(o.Args) == 0 {
-		return 0, setupError(errors.New("no command"))
-	}
 	lp, err := decide(o)
 	if err != nil {
 		return 0, err

@@ -281,7 +281,7 @@ func (c *RmiCmd) Run(g *Globals, log *slog.Logger) error {
 		// A name of an image that has others is only untagged (Docker's
 		// and podman's rule); an ID, or the last name, removes the image.
 		if matched != "" && len(img.Names) > 1 && !c.All {
-			if _, err := im.store.Untag(img, matched); err != nil {
+			if err := im.store.Untag(img, matched); err != nil {
 				return err
 			}
 			fmt.Println("Untagged: " + matched)

@@ -17,6 +17,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/isobox/isobox/rootfs"
+	"github.com/isobox/isobox/rootfs/image"
 	"github.com/isobox/isobox/userns"
 	"github.com/isobox/isobox/userns/bundle"
 	"github.com/isobox/isobox/userns/seccomp"
@@ -227,7 +228,7 @@ func (c *OciRunCmd) run(o *OciCmd, g *Globals, log *slog.Logger) error {
 	}
 	opts.OnStarted = func() {
 		if c.PidFile != "" {
-			writeFileAtomic(c.PidFile, strconv.Itoa(cont.Record().PID))
+			writePidFile(c.PidFile, cont.Record().PID)
 		}
 	}
 	code, err := userns.Run(opts)
@@ -245,18 +246,13 @@ func (c *OciRunCmd) writePidFile(dir *state.Dir) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(c.PidFile, strconv.Itoa(info.PID))
+	return writePidFile(c.PidFile, info.PID)
 }
 
-// writeFileAtomic writes through a temporary file and a rename, as runc
-// writes --pid-file (a reader never sees it empty).
-func writeFileAtomic(p, content string) error {
-	tmp := p + ".tmp-" + strconv.Itoa(os.Getpid())
-	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-		return fmt.Errorf("--pid-file: %w", err)
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		os.Remove(tmp)
+// writePidFile writes --pid-file through a temporary file and a rename,
+// as runc does (a reader never sees it empty).
+func writePidFile(p string, pid int) error {
+	if err := image.WriteFileAtomic(p, []byte(strconv.Itoa(pid)), 0o644); err != nil {
 		return fmt.Errorf("--pid-file: %w", err)
 	}
 	return nil

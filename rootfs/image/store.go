@@ -341,17 +341,16 @@ func (s *Store) write(img Image) error {
 	return writeAtomic(s.recordPath(Hex(img.ID)), b)
 }
 
-// Untag removes names from an image; it reports whether the image has no
-// name left.
-func (s *Store) Untag(img Image, names ...string) (bare bool, err error) {
+// Untag removes names from an image.
+func (s *Store) Untag(img Image, names ...string) error {
 	unlock, err := s.lockStore()
 	if err != nil {
-		return false, err
+		return err
 	}
 	defer unlock()
 	img.Names = without(img.Names, names)
 	img.Aliases = without(img.Aliases, names)
-	return len(img.Names) == 0, s.write(img)
+	return s.write(img)
 }
 
 // Delete removes images' records and returns the layers no image left
@@ -518,21 +517,24 @@ func (s *Store) openLock(rel string) (*os.File, error) {
 
 // writeAtomic is WriteFileAtomic for the store's own files.
 func writeAtomic(path string, b []byte) error {
-	if err := WriteFileAtomic(path, b); err != nil {
+	if err := WriteFileAtomic(path, b, 0o600); err != nil {
 		return fmt.Errorf("image store: %w", err)
 	}
 	return nil
 }
 
-// WriteFileAtomic writes a file (mode 0600) through a temporary one in
+// WriteFileAtomic writes a file of mode perm through a temporary one in
 // its directory and a rename, so a reader sees the old content or the
 // new, never a part.
-func WriteFileAtomic(path string, b []byte) error {
+func WriteFileAtomic(path string, b []byte, perm os.FileMode) error {
 	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-")
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(b)
+	err = f.Chmod(perm)
+	if err == nil {
+		_, err = f.Write(b)
+	}
 	if err == nil {
 		err = f.Sync()
 	}

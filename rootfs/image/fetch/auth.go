@@ -102,7 +102,7 @@ func (a *authJSON) write(p string) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err
 	}
-	return image.WriteFileAtomic(p, append(b, '\n'))
+	return image.WriteFileAtomic(p, append(b, '\n'), 0o600)
 }
 
 // authKeys are the keys a registry's entry may have: podman writes the

@@ -483,9 +483,3 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
-
-// CheckPlatform validates a --platform value before anything is fetched.
-func CheckPlatform(s string) error {
-	_, err := platform(s)
-	return err
-}

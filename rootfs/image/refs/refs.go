@@ -217,17 +217,3 @@ func NormalizeHost(h string) string {
 	}
 	return h
 }
-
-// LocalNames are the names under which a stored image may be found for
-// ref, in order, without asking any registry.
-func (c *Registries) LocalNames(ref string) []string {
-	cands, err := c.Resolve(ref, true)
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, cand := range cands {
-		out = append(out, cand.Name)
-	}
-	return out
-}
