@@ -24,6 +24,10 @@ type Mount struct {
 	Flags uintptr `json:"flags,omitempty"`
 	// Data are a tmpfs's options (size=, mode=).
 	Data string `json:"data,omitempty"`
+	// Propagation is set on the mount once made (MS_SHARED, MS_SLAVE,
+	// MS_PRIVATE or MS_UNBINDABLE, with MS_REC for the r- forms): within
+	// the container's mount namespace only, whose root is private.
+	Propagation uintptr `json:"propagation,omitempty"`
 }
 
 // Tmpfs reports whether m is a tmpfs.
@@ -180,6 +184,18 @@ func (m Mount) mountFlags() uintptr {
 }
 
 func userMount(r *root, m Mount) error {
+	if err := mountOne(r, m); err != nil || m.Propagation == 0 {
+		return err
+	}
+	top, err := r.open(m.Dest, unix.O_PATH)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(top)
+	return mount("", fdPath(top), r.display(m.Dest), "", m.Propagation, "")
+}
+
+func mountOne(r *root, m Mount) error {
 	if m.Tmpfs() {
 		fd, err := r.destination(m.Dest, true)
 		if err != nil {

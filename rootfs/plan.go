@@ -70,11 +70,6 @@ var steps = []step{
 		explain: func(s Spec) []string {
 			return []string{"mount -t proc -o nosuid,nodev,noexec proc " + s.Root + "/proc"}
 		}},
-	{key: "sys", comment: "sysfs of the container's network namespace, read-only",
-		run: withRoot(mountSys),
-		explain: func(s Spec) []string {
-			return []string{"mount -t sysfs -o ro,nosuid,nodev,noexec sysfs " + s.Root + "/sys"}
-		}},
 	{key: "dev", comment: "a /dev of its own: a user namespace cannot make device nodes, so the harmless ones are bound from the host",
 		run: withRoot(mountDev),
 		explain: func(s Spec) []string {
@@ -87,6 +82,11 @@ var steps = []step{
 				"mount -t tmpfs -o nosuid,nodev,noexec,mode=1777,size=65536k shm "+s.Root+"/dev/shm",
 				"mount -t mqueue -o nosuid,nodev,noexec mqueue "+s.Root+"/dev/mqueue",
 				"ln -s pts/ptmx /proc/self/fd /proc/self/fd/0 ... "+s.Root+"/dev/ (ptmx fd stdin stdout stderr core)")
+		}},
+	{key: "sys", comment: "sysfs of the container's network namespace, read-only",
+		run: withRoot(mountSys),
+		explain: func(s Spec) []string {
+			return []string{"mount -t sysfs -o ro,nosuid,nodev,noexec sysfs " + s.Root + "/sys"}
 		}},
 	// Before the volumes: a volume under /tmp or /run (Slurm's batch
 	// steps bind files onto /tmp/slurm/...) goes on top of the tmpfs, its

@@ -146,17 +146,19 @@ func mountDev(r *root, s Spec) error {
 	if s.TTYGroup {
 		ptsData += ",gid=5"
 	}
+	// The sources are runc's (its spec's): the OCI suite matches them in
+	// mountinfo.
 	mounts := []struct {
-		path, fstype string
-		flags        uintptr
-		data         string
+		path, source, fstype string
+		flags                uintptr
+		data                 string
 	}{
-		{"/dev/pts", "devpts", unix.MS_NOSUID | unix.MS_NOEXEC, ptsData},
-		{"/dev/shm", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, "mode=1777,size=65536k"},
-		{"/dev/mqueue", "mqueue", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
+		{"/dev/pts", "devpts", "devpts", unix.MS_NOSUID | unix.MS_NOEXEC, ptsData},
+		{"/dev/shm", "shm", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, "mode=1777,size=65536k"},
+		{"/dev/mqueue", "mqueue", "mqueue", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
 	}
 	for _, m := range mounts {
-		if err := r.mountAt(m.path, true, m.fstype, m.fstype, m.flags, m.data); err != nil {
+		if err := r.mountAt(m.path, true, m.source, m.fstype, m.flags, m.data); err != nil {
 			return err
 		}
 	}

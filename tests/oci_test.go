@@ -2,7 +2,9 @@ package tests
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -68,6 +70,54 @@ func (s *store) ociState(id string) (ociState, result) {
 	return st, r
 }
 
+// ociDetached runs an oci command that leaves the container running with
+// the command's own standard streams (create, run -d), as runc's detached
+// containers have them: into files, which the container keeps, not pipes a
+// caller would read until the container exits. It returns what the
+// command printed and the files, which get the container's output.
+func (s *store) ociDetached(args ...string) (r result, stdout, stderr string) {
+	s.t.Helper()
+	dir := userDir(tester, "stdio")
+	stdout, stderr = filepath.Join(dir, "stdout"), filepath.Join(dir, "stderr")
+	out, err1 := os.Create(stdout)
+	errf, err2 := os.Create(stderr)
+	if err1 != nil || err2 != nil {
+		s.t.Fatal(err1, err2)
+	}
+	defer out.Close()
+	defer errf.Close()
+	cmd := command(tester, s.env, append([]string{binary}, args...)...)
+	cmd.Stdout, cmd.Stderr = out, errf
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		s.t.Fatal(err)
+	}
+	b, _ := os.ReadFile(stdout)
+	e, _ := os.ReadFile(stderr)
+	r.stdout, r.stderr = string(b), string(e)
+	if r.code != 0 {
+		s.t.Fatalf("isobox %s: %s", strings.Join(args, " "), r)
+	}
+	return r, stdout, stderr
+}
+
+// waitStopped waits until the container's state says stopped.
+func (s *store) waitStopped(id string) {
+	s.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if st, _ := s.ociState(id); st.Status == "stopped" {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s is not stopped", id)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func (s *store) ociRoot() string {
 	return filepath.Join(envValue(s.env, "XDG_RUNTIME_DIR"), "oci-root")
 }
@@ -114,7 +164,7 @@ func TestOciDetachedStateKillDelete(t *testing.T) {
 	dir := bundle(t, s, true, setArgs("sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"))
 	root := s.ociRoot()
 	pidFile := filepath.Join(envValue(s.env, "XDG_RUNTIME_DIR"), "pid")
-	s.must("oci", "--root", root, "run", "-d", "--pid-file", pidFile, "-b", dir, "bg")
+	s.ociDetached("oci", "--root", root, "run", "-d", "--pid-file", pidFile, "-b", dir, "bg")
 	st, r := s.ociState("bg")
 	if r.code != 0 || st.Status != "running" || st.Pid == 0 || st.Bundle != dir {
 		t.Fatalf("state: %+v %s", st, r)
@@ -173,9 +223,12 @@ func TestOciBadBundlesAreOneLineAndExitOne(t *testing.T) {
 		"spec 2":       {func(c map[string]any) { c["ociVersion"] = "2.0.0" }, "ociVersion"},
 		"relative cwd": {func(c map[string]any) { c["process"].(map[string]any)["cwd"] = "tmp" }, "process.cwd"},
 		"wrong type":   {func(c map[string]any) { c["process"].(map[string]any)["args"] = "sh" }, "process.args"},
-		"hook": {func(c map[string]any) {
-			c["hooks"] = map[string]any{"prestart": []any{map[string]any{"path": "/bin/true"}}}
-		}, "hooks"},
+		"relative hook": {func(c map[string]any) {
+			c["hooks"] = map[string]any{"prestart": []any{map[string]any{"path": "true"}}}
+		}, "hooks.prestart[0].path"},
+		"hook timeout": {func(c map[string]any) {
+			c["hooks"] = map[string]any{"poststop": []any{map[string]any{"path": "/bin/true", "timeout": 0}}}
+		}, "hooks.poststop[0].timeout"},
 		"join a netns": {func(c map[string]any) {
 			c["linux"].(map[string]any)["namespaces"] = []any{map[string]any{"type": "network", "path": "/proc/1/ns/net"}}
 		}, "linux.namespaces[0].path"},
@@ -219,7 +272,7 @@ func TestOciCreateStopsBeforeTheCommandAndStartRunsIt(t *testing.T) {
 	})
 	root := s.ociRoot()
 	pidFile := filepath.Join(envValue(s.env, "XDG_RUNTIME_DIR"), "created.pid")
-	s.must("oci", "--root", root, "create", "--pid-file", pidFile, "-b", dir, "gated")
+	s.ociDetached("oci", "--root", root, "create", "--pid-file", pidFile, "-b", dir, "gated")
 	st, _ := s.ociState("gated")
 	if st.Status != "created" || st.Pid == 0 {
 		t.Fatalf("after create: %+v", st)
@@ -244,18 +297,9 @@ func TestOciCreateStopsBeforeTheCommandAndStartRunsIt(t *testing.T) {
 	s.must("oci", "--root", root, "delete", "-f", "gated")
 
 	// Killed while created, it stays, stopped, until deleted.
-	s.must("oci", "--root", root, "create", "-b", dir, "never")
+	s.ociDetached("oci", "--root", root, "create", "-b", dir, "never")
 	s.must("oci", "--root", root, "kill", "never", "KILL")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if st, _ := s.ociState("never"); st.Status == "stopped" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("a created container killed is not stopped")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	s.waitStopped("never")
 	if r := s.run("oci", "--root", root, "start", "never"); r.code != 1 {
 		t.Errorf("start of a stopped container: %s", r)
 	}
@@ -266,7 +310,7 @@ func TestOciExecArgsAndProcessJSON(t *testing.T) {
 	s := newStore(t)
 	dir := bundle(t, s, true, setArgs("sleep", "1000"))
 	root := s.ociRoot()
-	s.must("oci", "--root", root, "run", "-d", "-b", dir, "exe")
+	s.ociDetached("oci", "--root", root, "run", "-d", "-b", dir, "exe")
 	if r := s.run("oci", "--root", root, "exec", "-e", "X=1", "--cwd", "/tmp", "exe", "sh", "-c", "echo $X $(pwd); exit 4"); r.code != 4 || r.stdout != "1 /tmp\n" {
 		t.Errorf("oci exec: %s", r)
 	}
@@ -297,5 +341,138 @@ func TestOciBundlesOwnSeccompProfileAndBadCommandLine(t *testing.T) {
 	}
 	if r := s.run("oci", "state"); r.code != 1 || !strings.HasPrefix(r.stderr, "isobox: ") {
 		t.Errorf("oci state without an ID: %s", r)
+	}
+}
+
+func TestOciCreatedContainerWritesToCreatesOwnStdio(t *testing.T) {
+	s := newStore(t)
+	dir := bundle(t, s, true, setArgs("sh", "-c", "echo to-stdout; echo to-stderr >&2"))
+	root := s.ociRoot()
+	r, stdout, stderr := s.ociDetached("oci", "--root", root, "create", "-b", dir, "piped")
+	if r.stdout != "" || r.stderr != "" {
+		t.Errorf("create printed: %s", r)
+	}
+	s.must("oci", "--root", root, "start", "piped")
+	s.waitStopped("piped")
+	out, _ := os.ReadFile(stdout)
+	errb, _ := os.ReadFile(stderr)
+	if string(out) != "to-stdout\n" || string(errb) != "to-stderr\n" {
+		t.Errorf("the container's output, in create's files: %q %q", out, errb)
+	}
+	s.must("oci", "--root", root, "delete", "piped")
+}
+
+func TestOciProcessLimitsCapabilitiesSysctlAndPropagationApplyInside(t *testing.T) {
+	s := newStore(t)
+	dir := bundle(t, s, true, func(c map[string]any) {
+		setArgs("sh", "-c", "ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj; grep -E 'Cap(Inh|Amb)' /proc/self/status; "+
+			"cat /proc/sys/net/ipv4/ip_forward; grep ' /shared ' /proc/self/mountinfo | grep -c shared:")(c)
+		p := c["process"].(map[string]any)
+		p["rlimits"] = []any{map[string]any{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 768}}
+		p["oomScoreAdj"] = 500
+		caps := p["capabilities"].(map[string]any)
+		caps["inheritable"] = []string{"CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SYS_ADMIN"}
+		caps["ambient"] = []string{"CAP_KILL"}
+		lx := c["linux"].(map[string]any)
+		lx["sysctl"] = map[string]string{"net.ipv4.ip_forward": "1"}
+		lx["namespaces"] = append(lx["namespaces"].([]any), map[string]any{"type": "network"})
+		c["mounts"] = append(c["mounts"].([]any), map[string]any{"destination": "/shared", "type": "tmpfs", "source": "tmpfs", "options": []string{"rshared", "strictatime"}})
+	})
+	r := s.run("oci", "--root", s.ociRoot(), "run", "-b", dir, "limited")
+	// CAP_KILL is bit 5, CAP_NET_BIND_SERVICE bit 10; CAP_SYS_ADMIN is not
+	// in the bounding set of runc spec --rootless, so not inheritable either.
+	want := "512\n768\n500\nCapInh:\t0000000000000420\nCapAmb:\t0000000000000020\n1\n1\n"
+	if r.code != 0 || r.stdout != want {
+		t.Errorf("inside: %s\nwant:\n%s", r, want)
+	}
+
+	// A hard limit above the caller's cannot be had rootless: one line,
+	// exit 1, nothing left.
+	over := bundle(t, s, true, func(c map[string]any) {
+		c["process"].(map[string]any)["rlimits"] = []any{map[string]any{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": uint64(1) << 40}}
+	})
+	r = s.run("oci", "--root", s.ociRoot(), "run", "-b", over, "over")
+	if r.code != 1 || !strings.Contains(r.stderr, "RLIMIT_NOFILE") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("a hard limit above the caller's: %s", r)
+	}
+	if _, r := s.ociState("over"); r.code != 1 {
+		t.Errorf("left behind: %s", r)
+	}
+
+	// Supplementary groups, with the subordinate ranges mapped.
+	if tester.subStart != 0 {
+		full := bundle(t, s, false, func(c map[string]any) {
+			setArgs("id", "-G")(c)
+			c["process"].(map[string]any)["user"] = map[string]any{"uid": 0, "gid": 0, "additionalGids": []int{5, 7}}
+		})
+		if r := s.run("oci", "--root", s.ociRoot(), "run", "-b", full, "groups"); r.code != 0 || r.stdout != "0 5 7\n" {
+			t.Errorf("additionalGids: %s", r)
+		}
+	}
+}
+
+// hookScript writes a hook that appends its name and the status and id of
+// the state on its stdin to log.
+func hookScript(t *testing.T, dir, name, log string) string {
+	t.Helper()
+	p := filepath.Join(dir, name+".sh")
+	script := fmt.Sprintf("#!/bin/sh\nstate=$(cat)\nstatus=${state#*\\\"status\\\":\\\"}\nid=${state#*\\\"id\\\":\\\"}\necho %s ${status%%%%\\\"*} ${id%%%%\\\"*} >> %s\n", name, log)
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestOciHooksRunInLifecycleOrderWithTheState(t *testing.T) {
+	s := newStore(t)
+	hooksDir := userDir(tester, "hooks")
+	log := filepath.Join(hooksDir, "log")
+	os.WriteFile(log, nil, 0o666)
+	os.Chmod(log, 0o666)
+	hook := func(name string) map[string]any {
+		return map[string]any{"path": hookScript(t, hooksDir, name, log), "timeout": 5}
+	}
+	dir := bundle(t, s, true, func(c map[string]any) {
+		setArgs("sh", "-c", "cat /started; echo command >> /started")(c)
+		c["root"].(map[string]any)["readonly"] = false
+		c["hooks"] = map[string]any{
+			"prestart": []any{hook("prestart")}, "createRuntime": []any{hook("createRuntime")},
+			"createContainer": []any{hook("createContainer")},
+			// Inside the container: its path is the container's.
+			"startContainer": []any{map[string]any{"path": "/bin/sh", "args": []string{"sh", "-c", "echo startContainer > /started"}}},
+			"poststart":      []any{hook("poststart")}, "poststop": []any{hook("poststop")},
+		}
+	})
+	root := s.ociRoot()
+	_, _, stderr := s.ociDetached("oci", "--root", root, "create", "-b", dir, "hooked")
+	s.must("oci", "--root", root, "start", "hooked")
+	s.waitStopped("hooked")
+	s.must("oci", "--root", root, "delete", "hooked")
+	b, _ := os.ReadFile(log)
+	want := "prestart creating hooked\ncreateRuntime creating hooked\ncreateContainer creating hooked\npoststart running hooked\npoststop stopped hooked\n"
+	if string(b) != want {
+		t.Errorf("hooks ran:\n%s\nwant:\n%s", b, want)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "rootfs", "started")); string(b) != "startContainer\ncommand\n" {
+		e, _ := os.ReadFile(stderr)
+		t.Errorf("startContainer, in the container before the command: %q (its stderr: %s)", b, e)
+	}
+
+	// A hook that fails, or outlives its timeout, ends the start: one line,
+	// exit 1, no container.
+	for name, h := range map[string]map[string]any{
+		"exit status 1": {"path": "/bin/false"},
+		"timed out":     {"path": "/bin/sleep", "args": []string{"sleep", "30"}, "timeout": 1},
+	} {
+		bad := bundle(t, s, true, func(c map[string]any) {
+			c["hooks"] = map[string]any{"createRuntime": []any{h}}
+		})
+		r := s.run("oci", "--root", root, "run", "-b", bad, "badhook")
+		if r.code != 1 || !strings.Contains(r.stderr, "hooks.createRuntime[0]") || !strings.Contains(r.stderr, name) || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("%s: %s", name, r)
+		}
+		if _, r := s.ociState("badhook"); r.code != 1 {
+			t.Errorf("%s: left behind: %s", name, r)
+		}
 	}
 }

@@ -169,8 +169,10 @@ func limitBoundingSet(set CapSet) error {
 // procCaps is how a process of the container gets its capabilities: root
 // from the bounding set at exec; another user only the ones added for it,
 // as ambient capabilities (Go's SysProcAttr raises them after setuid).
+// An OCI bundle's ambient set (with its inheritable one) is raised for
+// root too, as runc does.
 func procCaps(c *Config, uid uint32) []uintptr {
-	if uid == 0 {
+	if uid == 0 && c.InheritableCaps == 0 {
 		return nil
 	}
 	return CapSet(c.AmbientCaps).list()

@@ -3,6 +3,7 @@ package userns
 import (
 	"github.com/isobox/isobox/rootfs"
 	"github.com/isobox/isobox/slirp"
+	"github.com/isobox/isobox/userns/hooks"
 	"github.com/isobox/isobox/userns/seccomp"
 )
 
@@ -75,6 +76,31 @@ type Config struct {
 	// no-new-privileges=false): setuid binaries and file capabilities
 	// inside then work again.
 	NewPrivs bool `json:"newPrivs,omitempty"`
+	// InheritableCaps is the processes' inheritable set, set only from an
+	// OCI bundle's process.capabilities; with it, AmbientCaps are raised
+	// for root too, as runc does (isobox's own flags leave both empty for
+	// root: it gets the bounding set at exec).
+	InheritableCaps CapSet `json:"inheritableCaps,omitempty"`
+	// Groups are the supplementary groups of the container's processes
+	// (process.user.additionalGids); they need SetGroups.
+	Groups []uint32 `json:"groups,omitempty"`
+	// Rlimits are set on init before it starts the command, which inherits
+	// them (process.rlimits). init lives under them too, as Docker's
+	// --init does under runc's.
+	Rlimits []Rlimit `json:"rlimits,omitempty"`
+	// OOMScoreAdj, when set, is written to init's oom_score_adj before the
+	// command starts (process.oomScoreAdj); an unprivileged user may only
+	// raise it.
+	OOMScoreAdj *int `json:"oomScoreAdj,omitempty"`
+	// Hooks are an OCI bundle's lifecycle hooks, HookState the state they
+	// read (its status and pid are filled in as they run). The runner runs
+	// prestart, createRuntime and poststart on the host; init runs
+	// createContainer before its pivot_root and startContainer after.
+	Hooks     *hooks.Set   `json:"hooks,omitempty"`
+	HookState *hooks.State `json:"hookState,omitempty"`
+	// Sysctl are namespaced kernel parameters written under /proc/sys in
+	// the container's namespaces once its /proc is mounted (linux.sysctl).
+	Sysctl map[string]string `json:"sysctl,omitempty"`
 	// Seccomp is the compiled filter; empty for --security-opt
 	// seccomp=unconfined.
 	Seccomp seccomp.Program `json:"seccomp,omitempty"`
@@ -96,6 +122,12 @@ type Config struct {
 	// Trace: init logs each step's key on stderr as it takes it
 	// (--log-level debug; the steps `run --explain` lists).
 	Trace bool `json:"trace,omitempty"`
+}
+
+// Rlimit is one resource limit, RLIMIT_* by number.
+type Rlimit struct {
+	Resource   int    `json:"resource"`
+	Soft, Hard uint64 `json:",omitempty"`
 }
 
 // HolderConfig is what the holder needs, sent with MsgMapsWritten.

@@ -42,6 +42,7 @@ const (
 	fdMonitorConfig = 3
 	fdMonitorStatus = 4
 	fdMonitorLock   = 5
+	fdMonitorStdio  = 6 // to 8, with Options.PassStdio
 )
 
 // LogCap bounds a detached container's log: when container.log reaches it,
@@ -80,6 +81,9 @@ func Detach(o Options, c *state.Container, logLevel string) error {
 		// A session of its own: the caller's terminal closing (SIGHUP) or
 		// its job control does not reach the container.
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	if o.PassStdio {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, os.Stdin, os.Stdout, os.Stderr)
 	}
 	if err := cmd.Start(); err != nil {
 		c.Remove()
@@ -165,6 +169,12 @@ func monitorMain() error {
 	o.Logger = NewLogger(logw, mc.LogLevel)
 	o.Record = c
 	o.Stdio = [3]*os.File{devNull, outW, outW}
+	if o.PassStdio {
+		for i := range o.Stdio {
+			o.Stdio[i] = os.NewFile(uintptr(fdMonitorStdio+i), "stdio")
+		}
+		outW.Close() // nothing is logged but the monitor's own errors
+	}
 	o.OnStarted = func() { report(monitorStatus{}) }
 	o.OnCreated = func() { report(monitorStatus{}) } // oci create returns once created
 	_, err = Run(o)

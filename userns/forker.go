@@ -82,6 +82,20 @@ func lockDown(c *Config) error {
 	if err := limitBoundingSet(c.Caps); err != nil {
 		return err
 	}
+	if c.InheritableCaps != 0 {
+		// What init was not given it cannot pass on: a direct init gets
+		// its capabilities as ambient ones, within the caller's bounding
+		// set (a host may have dropped some, CAP_SYS_RESOURCE here).
+		have, err := permittedCaps()
+		if err != nil {
+			return err
+		}
+		c.InheritableCaps &= c.Caps & have
+		c.AmbientCaps &= c.InheritableCaps
+		if err := setInheritable(c.InheritableCaps); err != nil {
+			return err
+		}
+	}
 	if !c.NewPrivs {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", err)

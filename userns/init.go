@@ -117,6 +117,22 @@ func initMain() error {
 			return failEarly(ExitSetup, err)
 		}
 	}
+	hostPid := 0 // init's pid on the host, for the hooks' state
+	if c.createHooks() {
+		// The runner's hooks run on the host, this one's in the
+		// container's namespaces with the host's paths, before the pivot.
+		if err := ch.send(Message{Kind: MsgCreateHooks}); err != nil {
+			return err
+		}
+		m, _, err := ch.expect(MsgCreateHooksRun)
+		if err != nil {
+			return err
+		}
+		hostPid = m.Pid
+		if err := runHooks(c, c.tracer(), "createContainer", createContainerHooks, "creating", hostPid); err != nil {
+			return failEarly(ExitSetup, err)
+		}
+	}
 	if err := pivotRoot(); err != nil {
 		return failEarly(ExitSetup, err)
 	}
@@ -142,8 +158,19 @@ func initMain() error {
 	if err := ch.send(Message{Kind: MsgNamespacesReady}); err != nil {
 		return err
 	}
-	if _, _, err := ch.expect(MsgNetworkReady); err != nil {
+	m, _, err = ch.expect(MsgNetworkReady)
+	if err != nil {
 		return err
+	}
+	if err := runHooks(c, c.tracer(), "startContainer", startContainerHooks, "created", m.Pid); err != nil {
+		return ch.fail(ExitSetup, err)
+	}
+	// Last, so that nothing of the set-up runs under the command's limits.
+	if err := applyRlimits(c); err != nil {
+		return ch.fail(ExitSetup, err)
+	}
+	if err := applyOOMScoreAdj(c); err != nil {
+		return ch.fail(ExitSetup, err)
 	}
 	if c.NoInit {
 		return execCommand(ch, c, argv0)
@@ -173,6 +200,12 @@ func setupContainer(c *Config) (pivotRoot func() error, err error) {
 		rng := "0 " + strconv.FormatUint(uint64(mappedFromZero("/proc/self/gid_map")), 10)
 		if err := os.WriteFile("/proc/sys/net/ipv4/ping_group_range", []byte(rng), 0); err != nil {
 			return nil, fmt.Errorf("net.ipv4.ping_group_range %s: %w", rng, err)
+		}
+	}
+	if len(c.Sysctl) > 0 {
+		trace("sysctl")
+		if err := writeSysctls(c); err != nil {
+			return nil, err
 		}
 	}
 	spec := rootfsSpec(c)
@@ -263,7 +296,7 @@ func execError(name string, err error) (int, error) {
 }
 
 func credential(c *Config) *syscall.Credential {
-	return &syscall.Credential{Uid: c.UID, Gid: c.GID, NoSetGroups: !c.SetGroups}
+	return &syscall.Credential{Uid: c.UID, Gid: c.GID, Groups: c.Groups, NoSetGroups: !c.SetGroups}
 }
 
 // forwarded are the signals init passes on to the command. The kernel
@@ -383,7 +416,11 @@ func execCommand(ch *channel, c *Config, argv0 string) error {
 		ptyMaster = []int{pty.master}
 	}
 	if c.SetGroups {
-		if err := syscall.Setgroups(nil); err != nil {
+		groups := make([]int, len(c.Groups))
+		for i, g := range c.Groups {
+			groups[i] = int(g)
+		}
+		if err := syscall.Setgroups(groups); err != nil {
 			return ch.fail(ExitSetup, fmt.Errorf("setgroups: %w", err))
 		}
 	}

@@ -21,7 +21,9 @@ const (
 	MsgMapsWritten     Kind = "maps-written"     // parent → holder: uid/gid maps are written
 	MsgInitStarted     Kind = "init-started"     // holder → parent: init cloned with the nested namespaces
 	MsgNamespacesReady Kind = "namespaces-ready" // init → parent: rootfs pivoted, hostname and lo set
-	MsgNetworkReady    Kind = "network-ready"    // parent → init: the network is configured, go on
+	MsgNetworkReady    Kind = "network-ready"    // parent → init: the network is configured, go on (Pid: init's, on the host)
+	MsgCreateHooks     Kind = "create-hooks"     // init → parent: mounts made, not pivoted: run the bundle's prestart and createRuntime hooks
+	MsgCreateHooksRun  Kind = "create-hooks-run" // parent → init: they ran (Pid: init's, on the host); init runs createContainer, then pivots
 	MsgStarted         Kind = "started"          // init → parent: command forked (pty master attached with -t)
 	MsgExecing         Kind = "execing"          // init → parent: about to exec the command itself (--no-init)
 	MsgStatePrepare    Kind = "state-prepare"    // parent → holder: make a private tmpfs for the network helpers' state

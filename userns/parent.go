@@ -52,6 +52,11 @@ type Options struct {
 	// create`, then `oci start`); OnCreated is called then.
 	WaitStart bool   `json:"waitStart,omitempty"`
 	OnCreated func() `json:"-"`
+	// PassStdio gives a detached container the standard streams of the
+	// command that starts it instead of the record's log, as runc's
+	// detached containers without a terminal have (`oci create`, `oci run
+	// -d`): the caller reads the container's output from its own files.
+	PassStdio bool `json:"passStdio,omitempty"`
 }
 
 // Error is a failure of isobox itself, with the runner's exit status.
@@ -341,8 +346,22 @@ func Run(o Options) (code int, err error) {
 	// init waits for the driver's tap, which a failed driver never makes.
 	nsReady := make(chan error, 1)
 	go func() {
-		_, _, err := initCh.expect(MsgNamespacesReady)
-		nsReady <- err
+		for {
+			m, _, err := initCh.expect(MsgNamespacesReady, MsgCreateHooks)
+			if err != nil || m.Kind == MsgNamespacesReady {
+				nsReady <- err
+				return
+			}
+			// init has made the mounts and waits, not pivoted.
+			if err := runCreateHooks(&cfg, trace, h.initPid); err != nil {
+				nsReady <- setupError(err)
+				return
+			}
+			if err := initCh.send(Message{Kind: MsgCreateHooksRun, Pid: h.initPid}); err != nil {
+				nsReady <- err
+				return
+			}
+		}
 	}()
 	var nsErr error
 	select {
@@ -380,7 +399,7 @@ func Run(o Options) (code int, err error) {
 	if aborted.Load() != 0 {
 		return abortedCode(nil)
 	}
-	ready := Message{Kind: MsgNetworkReady}
+	ready := Message{Kind: MsgNetworkReady, Pid: h.initPid}
 	if err := initCh.send(ready); err != nil {
 		return abortedCode(setupError(err))
 	}
@@ -401,6 +420,11 @@ func Run(o Options) (code int, err error) {
 		if err := recordStarted(record, h.initPid, initStart, cfg.Net); err != nil {
 			log.Warn(err.Error())
 		}
+	}
+	// A poststart hook that fails is logged, and the container runs on
+	// (runtime-spec).
+	if err := runHooks(&cfg, trace, "poststart", poststartHooks, "running", h.initPid); err != nil {
+		log.Warn(err.Error())
 	}
 	if startConn >= 0 {
 		unix.Write(startConn, []byte{1}) // start returns: the command runs
@@ -432,6 +456,15 @@ func Run(o Options) (code int, err error) {
 		return exitSignalShift + m.Signal, nil
 	}
 	return m.Code, nil
+}
+
+// runCreateHooks runs the bundle's prestart and createRuntime hooks, on
+// the host, while init waits before its pivot_root.
+func runCreateHooks(c *Config, trace func(string), initPid int) error {
+	if err := runHooks(c, trace, "prestart", prestartHooks, "creating", initPid); err != nil {
+		return err
+	}
+	return runHooks(c, trace, "createRuntime", createRuntimeHooks, "creating", initPid)
 }
 
 // holdNetns opens the network namespace of process pid and returns the path

@@ -60,6 +60,9 @@ func decide(o Options) (*launch, error) {
 		cfg.Files = append(cfg.Files, rootfs.File{Path: "/etc/hosts", Content: hosts}, rootfs.File{Path: "/etc/resolv.conf", Content: resolv})
 	}
 	cfg.SetGroups = plan.Full
+	if len(cfg.Groups) > 0 && !cfg.SetGroups {
+		return nil, setupError(errors.New("supplementary groups need the subordinate ranges mapped: with one id, setgroups(2) is denied in the container"))
+	}
 	cfg.TTYGroup = idmap.Contains(plan.GIDs, 5)
 
 	lp.flags = uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWCGROUP)
@@ -194,6 +197,9 @@ func Explain(o Options) ([]PlanStep, error) {
 		add("init", "ping_group_range", "ping without CAP_NET_RAW, for the container's groups",
 			fmt.Sprintf("sysctl -w net.ipv4.ping_group_range='0 %d'", idmap.Size(lp.mapping.GIDs)-1))
 	}
+	if len(c.Sysctl) > 0 {
+		add("init", "sysctl", "the bundle's namespaced kernel parameters, in the container's namespaces", sysctlPlan(&c)...)
+	}
 	spec := rootfsSpec(&c)
 	rsteps := spec.Plan()
 	pivot := rsteps[len(rsteps)-1]
@@ -212,6 +218,7 @@ func Explain(o Options) ([]PlanStep, error) {
 	for _, s := range lockDownPlan(&c) {
 		add("init", s.Key, s.Comment, s.Commands...)
 	}
+	out = append(out, processPlan(&c)...)
 	argv := strings.Join(c.Args, " ")
 	who := fmt.Sprintf("setpriv --reuid %d --regid %d --clear-groups -- ", c.UID, c.GID)
 	if c.UID == 0 && c.GID == 0 {

@@ -20,6 +20,7 @@ import (
 	"github.com/isobox/isobox/rootfs/image"
 	"github.com/isobox/isobox/userns"
 	"github.com/isobox/isobox/userns/bundle"
+	"github.com/isobox/isobox/userns/hooks"
 	"github.com/isobox/isobox/userns/seccomp"
 	"github.com/isobox/isobox/userns/state"
 )
@@ -208,8 +209,12 @@ func (c *OciRunCmd) run(o *OciCmd, g *Globals, log *slog.Logger) error {
 		AutoRemove: !c.Keep && !c.Detach, Created: time.Now(), RunnerPID: os.Getpid(),
 		Bundle: bundleDir, Annotations: l.Annotations, Image: imageName, ImageID: imageID,
 	}
+	opts.HookState.ID = c.ID
+	if opts.Hooks != nil {
+		rec.Poststop = opts.Hooks.Poststop
+	}
 	if c.Detach {
-		opts.WaitStart = c.create
+		opts.WaitStart, opts.PassStdio = c.create, true
 		cont, err := dir.Create(rec)
 		if err != nil {
 			return err
@@ -235,7 +240,27 @@ func (c *OciRunCmd) run(o *OciCmd, g *Globals, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if !c.Keep && cont != nil {
+		runPoststop(cont.Record(), os.Getuid(), log) // removed at its exit: deleted
+	}
 	return exitWith(code)
+}
+
+// runPoststop runs a deleted container's poststop hooks; one that fails is
+// logged (runtime-spec). Never as another user: root deleting a user's
+// container (Slurm's cleanup) would run that user's programs as root.
+func runPoststop(r state.Record, owner int, log *slog.Logger) {
+	if len(r.Poststop) == 0 {
+		return
+	}
+	if owner != os.Getuid() {
+		log.Warn(fmt.Sprintf("poststop hooks of %q not run: they are uid %d's, this is uid %d", r.Name, owner, os.Getuid()))
+		return
+	}
+	st := hooks.State{OCIVersion: specs.Version, ID: r.Name, Status: "stopped", Bundle: r.Bundle, Annotations: r.Annotations}
+	if err := hooks.Run("poststop", r.Poststop, st); err != nil {
+		log.Warn(err.Error())
+	}
 }
 
 func (c *OciRunCmd) writePidFile(dir *state.Dir) error {
@@ -435,7 +460,7 @@ type OciDeleteCmd struct {
 	ID    string `arg:"" placeholder:"ID"`
 }
 
-func (c *OciDeleteCmd) Run(o *OciCmd) error {
+func (c *OciDeleteCmd) Run(o *OciCmd, log *slog.Logger) error {
 	dir, info, err := o.lookup(c.ID)
 	if err != nil {
 		return o.fail(err)
@@ -443,7 +468,15 @@ func (c *OciDeleteCmd) Run(o *OciCmd) error {
 	if info.Running && !c.Force {
 		return o.fail(fmt.Errorf("cannot delete container %q that is not stopped: running (use -f)", c.ID))
 	}
-	return o.fail(removeContainer(dir, info, true))
+	owner := -1 // the record's, read before it is gone
+	if st, err := os.Stat(info.Dir); err == nil {
+		owner = int(st.Sys().(*syscall.Stat_t).Uid)
+	}
+	if err := removeContainer(dir, info, true); err != nil {
+		return o.fail(err)
+	}
+	runPoststop(info.Record, owner, log)
+	return nil
 }
 
 // OciListCmd is `isobox oci list`.

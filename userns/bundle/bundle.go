@@ -8,7 +8,7 @@
 // /sys, /dev, masks and read-only paths, a user namespace first) is not
 // translated; what a rootless runtime cannot do, or isobox does not do yet,
 // is refused with the field named, or ignored with one note (what `runc
-// --rootless` ignores: resources, rlimits, AppArmor and SELinux labels).
+// --rootless` ignores: resources, AppArmor and SELinux labels).
 package bundle
 
 import (
@@ -26,6 +26,7 @@ import (
 	"github.com/isobox/isobox/idmap"
 	"github.com/isobox/isobox/rootfs"
 	"github.com/isobox/isobox/userns"
+	"github.com/isobox/isobox/userns/hooks"
 	"github.com/isobox/isobox/userns/seccomp"
 )
 
@@ -125,10 +126,50 @@ func Translate(s *specs.Spec, bundleDir string) (*Launch, error) {
 		}
 		l.ImageID, l.ImageStore = id, filepath.Clean(store)
 	}
-	if s.Hooks != nil && (len(s.Hooks.Prestart)+len(s.Hooks.CreateRuntime)+len(s.Hooks.CreateContainer)+len(s.Hooks.StartContainer)+len(s.Hooks.Poststart)+len(s.Hooks.Poststop)) > 0 {
-		return nil, fieldError("hooks", "not supported by isobox yet")
+	if err := l.hooks(s.Hooks); err != nil {
+		return nil, err
 	}
+	l.Options.HookState = &hooks.State{OCIVersion: specs.Version, Bundle: bundleDir, Annotations: s.Annotations}
 	return l, nil
+}
+
+// hooks reads the lifecycle hooks: absolute paths, positive timeouts.
+func (l *Launch) hooks(h *specs.Hooks) error {
+	if h == nil {
+		return nil
+	}
+	var set hooks.Set
+	for _, list := range []struct {
+		name string
+		from []specs.Hook
+		to   *[]hooks.Hook
+	}{
+		{"prestart", h.Prestart, &set.Prestart}, //nolint:staticcheck // deprecated, still run, as runc does
+		{"createRuntime", h.CreateRuntime, &set.CreateRuntime},
+		{"createContainer", h.CreateContainer, &set.CreateContainer},
+		{"startContainer", h.StartContainer, &set.StartContainer},
+		{"poststart", h.Poststart, &set.Poststart},
+		{"poststop", h.Poststop, &set.Poststop},
+	} {
+		for i, hk := range list.from {
+			field := fmt.Sprintf("hooks.%s[%d]", list.name, i)
+			if !path.IsAbs(hk.Path) {
+				return fieldError(field+".path", "%q: must be an absolute path", hk.Path)
+			}
+			t := 0
+			if hk.Timeout != nil {
+				if *hk.Timeout <= 0 {
+					return fieldError(field+".timeout", "%d: must be more than 0", *hk.Timeout)
+				}
+				t = *hk.Timeout
+			}
+			*list.to = append(*list.to, hooks.Hook{Path: hk.Path, Args: hk.Args, Env: hk.Env, Timeout: t})
+		}
+	}
+	if set.Prestart != nil || set.CreateRuntime != nil || set.CreateContainer != nil || set.StartContainer != nil || set.Poststart != nil || set.Poststop != nil {
+		l.Options.Hooks = &set
+	}
+	return nil
 }
 
 func (l *Launch) note(format string, a ...any) { l.Notes = append(l.Notes, fmt.Sprintf(format, a...)) }
@@ -171,9 +212,7 @@ func (l *Launch) process(p *specs.Process) error {
 	if p.User.Username != "" {
 		return fieldError("process.user.username", "Windows only")
 	}
-	if len(p.User.AdditionalGids) > 0 {
-		l.note("process.user.additionalGids %v ignored: the process gets no supplementary groups", p.User.AdditionalGids)
-	}
+	o.Groups = p.User.AdditionalGids
 	if p.User.Umask != nil && *p.User.Umask != 0o022 {
 		l.note("process.user.umask %#o ignored: the process starts with 022", *p.User.Umask)
 	}
@@ -194,19 +233,40 @@ func (l *Launch) process(p *specs.Process) error {
 		if len(p.Capabilities.Effective) > 0 {
 			caps &= eff
 		}
+		inh, err := userns.ParseCapSet(p.Capabilities.Inheritable)
+		if err != nil {
+			return fieldError("process.capabilities.inheritable", "%v", err)
+		}
 		amb, err := userns.ParseCapSet(p.Capabilities.Ambient)
 		if err != nil {
 			return fieldError("process.capabilities.ambient", "%v", err)
 		}
-		o.AmbientCaps = amb & caps
+		// The kernel raises as ambient only what is inheritable too.
+		o.InheritableCaps = inh & caps
+		o.AmbientCaps = amb & o.InheritableCaps
 	}
 	o.Caps = caps
 	o.NewPrivs = !p.NoNewPrivileges
-	if len(p.Rlimits) > 0 {
-		l.note("process.rlimits ignored: the container keeps the caller's limits")
+	seen := map[int]bool{}
+	for i, r := range p.Rlimits {
+		n, err := userns.ParseRlimit(r.Type)
+		if err != nil {
+			return fieldError(fmt.Sprintf("process.rlimits[%d].type", i), "%v", err)
+		}
+		if seen[n] {
+			return fieldError(fmt.Sprintf("process.rlimits[%d].type", i), "%s given twice", r.Type)
+		}
+		if r.Soft > r.Hard {
+			return fieldError(fmt.Sprintf("process.rlimits[%d]", i), "%s: soft %d above hard %d", r.Type, r.Soft, r.Hard)
+		}
+		seen[n] = true
+		o.Rlimits = append(o.Rlimits, userns.Rlimit{Resource: n, Soft: r.Soft, Hard: r.Hard})
 	}
 	if p.OOMScoreAdj != nil {
-		l.note("process.oomScoreAdj ignored")
+		if v := *p.OOMScoreAdj; v < -1000 || v > 1000 {
+			return fieldError("process.oomScoreAdj", "%d: not in -1000..1000", v)
+		}
+		o.OOMScoreAdj = p.OOMScoreAdj
 	}
 	if p.ApparmorProfile != "" || p.SelinuxLabel != "" {
 		l.note("process.apparmorProfile and selinuxLabel ignored: isobox applies no LSM labels")
@@ -253,6 +313,10 @@ func (l *Launch) mounts(ms []specs.Mount) error {
 			mnt := rootfs.Mount{Dest: dest, Flags: unix.MS_NOSUID | unix.MS_NODEV}
 			var data []string
 			for _, opt := range m.Options {
+				if p, ok := propagations[opt]; ok {
+					mnt.Propagation = p
+					continue
+				}
 				switch {
 				case opt == "ro":
 					mnt.Readonly = true
@@ -261,7 +325,8 @@ func (l *Launch) mounts(ms []specs.Mount) error {
 					mnt.Flags |= unix.MS_NOEXEC
 				case strings.HasPrefix(opt, "size=") || strings.HasPrefix(opt, "mode=") || strings.HasPrefix(opt, "nr_inodes="):
 					data = append(data, opt)
-				case opt == "strictatime" || opt == "relatime" || opt == "noatime":
+				case atimeFlags[opt] != 0 || opt == "exec" || opt == "async":
+					mnt.Flags |= atimeFlags[opt]
 				default:
 					return fieldError(field+".options", "%q: not a tmpfs option isobox takes", opt)
 				}
@@ -277,13 +342,38 @@ func (l *Launch) mounts(ms []specs.Mount) error {
 	return nil
 }
 
+// propagations are the propagation options a mount may take.
+var propagations = map[string]uintptr{
+	"shared": unix.MS_SHARED, "rshared": unix.MS_SHARED | unix.MS_REC,
+	"slave": unix.MS_SLAVE, "rslave": unix.MS_SLAVE | unix.MS_REC,
+	"private": unix.MS_PRIVATE, "rprivate": unix.MS_PRIVATE | unix.MS_REC,
+	"unbindable": unix.MS_UNBINDABLE, "runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
+}
+
+// atimeFlags are the access-time options, and the defaults that change
+// nothing (dev, suid, exec, async).
+var atimeFlags = map[string]uintptr{
+	"noatime": unix.MS_NOATIME, "relatime": unix.MS_RELATIME, "strictatime": unix.MS_STRICTATIME,
+	"nodiratime": unix.MS_NODIRATIME, "dev": 0, "suid": 0, "exec": 0, "async": 0,
+}
+
 // bindOptions reads a bind mount's options.
 func bindOptions(m *rootfs.Mount, opts []string) error {
 	for _, o := range opts {
-		switch o {
-		case "bind", "rbind", "", "rprivate", "private", "rslave", "slave", "runbindable", "unbindable":
-		case "shared", "rshared":
-			return fmt.Errorf("%q: shared propagation is not supported", o)
+		if p, ok := propagations[o]; ok {
+			m.Propagation = p
+			continue
+		}
+		if _, ok := atimeFlags[o]; ok {
+			// A bind keeps its source's access-time flags: a user
+			// namespace may not change those of a mount it was given.
+			continue
+		}
+		switch {
+		case o == "bind" || o == "rbind" || o == "":
+		case strings.Contains(o, "="):
+			// Filesystem data (mode=, size=): mount(2) ignores it for a
+			// bind, as it does under runc.
 		default:
 			if err := m.Option(o); err != nil {
 				return err
@@ -317,8 +407,13 @@ func (l *Launch) linux(lx *specs.Linux) error {
 	if err := l.mappings(lx.UIDMappings, lx.GIDMappings); err != nil {
 		return err
 	}
+	for key := range lx.Sysctl {
+		if _, err := userns.SysctlPath(key); err != nil {
+			return fieldError("linux.sysctl", "%v", err)
+		}
+	}
 	if len(lx.Sysctl) > 0 {
-		return fieldError("linux.sysctl", "not supported by isobox yet")
+		o.Sysctl = lx.Sysctl
 	}
 	if lx.Seccomp != nil {
 		p, err := seccomp.Compile(lx.Seccomp)

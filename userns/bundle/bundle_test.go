@@ -13,8 +13,10 @@ const rootless = `{
 	"ociVersion": "1.0.2",
 	"process": {"args": ["sh"], "cwd": "/", "env": ["A=1", "PATH=/bin", "A=2"],
 		"user": {"uid": 0, "gid": 0},
-		"capabilities": {"bounding": ["CAP_KILL", "CAP_NET_BIND_SERVICE"], "effective": ["CAP_KILL"]},
-		"noNewPrivileges": true, "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]},
+		"capabilities": {"bounding": ["CAP_KILL", "CAP_NET_BIND_SERVICE"], "effective": ["CAP_KILL"],
+			"inheritable": ["CAP_KILL", "CAP_SYS_ADMIN"], "ambient": ["CAP_KILL", "CAP_NET_BIND_SERVICE"]},
+		"noNewPrivileges": true, "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 512}],
+		"oomScoreAdj": 100},
 	"root": {"path": "rootfs", "readonly": true},
 	"hostname": "box",
 	"mounts": [
@@ -25,6 +27,7 @@ const rootless = `{
 	"linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "user"}],
 		"uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
 		"gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+		"sysctl": {"net.ipv4.ip_forward": "1"},
 		"resources": {"devices": [{"allow": false, "access": "rwm"}]}}
 }`
 
@@ -51,8 +54,14 @@ func TestTranslateARootlessBundle(t *testing.T) {
 		t.Errorf("capabilities %v, new privileges %v", o.Caps, o.NewPrivs)
 	case len(o.Mounts) != 2 || !o.Mounts[0].Readonly || o.Mounts[0].Source != "/srv/data" || o.Mounts[1].Data != "size=1m,mode=1777":
 		t.Errorf("mounts: %+v", o.Mounts)
-	case len(l.Notes) != 2:
-		t.Errorf("notes (rlimits, resources): %v", l.Notes)
+	case o.InheritableCaps.String() != "CAP_KILL" || o.AmbientCaps.String() != "CAP_KILL":
+		t.Errorf("inheritable %v and ambient %v: each within the bounding set, ambient within inheritable", o.InheritableCaps, o.AmbientCaps)
+	case len(o.Rlimits) != 1 || o.Rlimits[0] != (userns.Rlimit{Resource: 7, Soft: 512, Hard: 1024}):
+		t.Errorf("rlimits: %+v", o.Rlimits)
+	case o.OOMScoreAdj == nil || *o.OOMScoreAdj != 100 || o.Sysctl["net.ipv4.ip_forward"] != "1":
+		t.Errorf("oomScoreAdj %v, sysctl %v", o.OOMScoreAdj, o.Sysctl)
+	case len(l.Notes) != 1:
+		t.Errorf("notes (resources): %v", l.Notes)
 	}
 }
 
@@ -63,13 +72,17 @@ func TestTranslateRefusesWithTheFieldNamed(t *testing.T) {
 		"process.cwd":              func(s string) string { return strings.Replace(s, `"cwd": "/"`, `"cwd": "x"`, 1) },
 		"process.terminal":         func(s string) string { return strings.Replace(s, `"cwd"`, `"terminal": true, "cwd"`, 1) },
 		"capabilities.bounding":    func(s string) string { return strings.Replace(s, `CAP_KILL", "CAP_NET`, `CAP_NOPE", "CAP_NET`, 1) },
-		"mounts[1].options":        func(s string) string { return strings.Replace(s, `"nosuid"]`, `"shared"]`, 1) },
+		"mounts[1].options":        func(s string) string { return strings.Replace(s, `"nosuid"]`, `"sharde"]`, 1) },
 		"mounts[2].type":           func(s string) string { return strings.Replace(s, `"type": "tmpfs"`, `"type": "nfs"`, 1) },
 		"linux.namespaces[0].type": func(s string) string { return strings.Replace(s, `{"type": "pid"}`, `{"type": "nope"}`, 1) },
 		"linux.seccomp": func(s string) string {
 			return strings.Replace(s, `"linux": {`, `"linux": {"seccomp": {"defaultAction": "SCMP_ACT_NOPE"}, `, 1)
 		},
-		"root.path": func(s string) string { return strings.Replace(s, `"path": "rootfs"`, `"path": ""`, 1) },
+		"root.path":               func(s string) string { return strings.Replace(s, `"path": "rootfs"`, `"path": ""`, 1) },
+		"process.rlimits[0].type": func(s string) string { return strings.Replace(s, `RLIMIT_NOFILE`, `RLIMIT_NOPE`, 1) },
+		"process.rlimits[0]":      func(s string) string { return strings.Replace(s, `"soft": 512`, `"soft": 2048`, 1) },
+		"process.oomScoreAdj":     func(s string) string { return strings.Replace(s, `"oomScoreAdj": 100`, `"oomScoreAdj": 1001`, 1) },
+		"linux.sysctl":            func(s string) string { return strings.Replace(s, `net.ipv4.ip_forward`, `net/../../etc`, 1) },
 	} {
 		s, err := Parse([]byte(edit(rootless)))
 		if err == nil {

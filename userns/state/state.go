@@ -30,6 +30,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/isobox/isobox/userns/hooks"
 )
 
 // File names inside a container's directory.
@@ -114,6 +116,8 @@ type Record struct {
 	// Bundle and Annotations are an OCI container's (isobox oci).
 	Bundle      string            `json:"bundle,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
+	// Poststop are its bundle's poststop hooks, run by `oci delete`.
+	Poststop []hooks.Hook `json:"poststop,omitempty"`
 }
 
 // Config is what `isobox inspect` shows of a container's set-up, as the
