@@ -3,6 +3,7 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // bundle makes an OCI bundle of the test rootfs with `isobox oci spec`,
@@ -474,5 +477,118 @@ func TestOciHooksRunInLifecycleOrderWithTheState(t *testing.T) {
 		if _, r := s.ociState("badhook"); r.code != 1 {
 			t.Errorf("%s: left behind: %s", name, r)
 		}
+	}
+}
+
+// consoleReceiver listens where --console-socket points, as runc's
+// recvtty does, and hands over each terminal master it is sent.
+func consoleReceiver(t *testing.T) (path string, masters <-chan *os.File) {
+	t.Helper()
+	path = filepath.Join(userDir(tester, "console"), "console.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(path, 0o777)
+	t.Cleanup(func() { l.Close() })
+	ch := make(chan *os.File, 4)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			uc := c.(*net.UnixConn)
+			name, oob := make([]byte, 4096), make([]byte, unix.CmsgSpace(4))
+			n, oobn, _, _, err := uc.ReadMsgUnix(name, oob)
+			c.Close()
+			if err != nil {
+				continue
+			}
+			msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+			if len(msgs) == 1 {
+				if fds, err := unix.ParseUnixRights(&msgs[0]); err == nil && len(fds) == 1 {
+					ch <- os.NewFile(uintptr(fds[0]), string(name[:n]))
+				}
+			}
+		}
+	}()
+	return path, ch
+}
+
+// readUntil reads the terminal until want appears (or fails the test).
+func readUntil(t *testing.T, f *os.File, want string) string {
+	t.Helper()
+	var got []byte
+	buf := make([]byte, 256)
+	f.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for !strings.Contains(string(got), want) {
+		n, err := f.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			t.Fatalf("terminal: %q before %v, want %q", got, err, want)
+		}
+	}
+	return string(got)
+}
+
+func TestOciConsoleSocketGetsTheTerminalAtCreateAndExec(t *testing.T) {
+	s := newStore(t)
+	sock, masters := consoleReceiver(t)
+	dir := bundle(t, s, true, func(c map[string]any) {
+		setArgs("sh", "-c", "tty; read x; echo got-$x; exec sleep 1000")(c)
+		c["process"].(map[string]any)["terminal"] = true
+	})
+	root := s.ociRoot()
+	s.ociDetached("oci", "--root", root, "create", "--console-socket", sock, "-b", dir, "tty")
+	// Sent before create returned, as containerd's shim waits for it then.
+	var m *os.File
+	select {
+	case m = <-masters:
+	default:
+		t.Fatal("create returned without sending the terminal")
+	}
+	defer m.Close()
+	if !strings.HasPrefix(m.Name(), "/dev/pts/") {
+		t.Errorf("the terminal's name: %q", m.Name())
+	}
+	s.must("oci", "--root", root, "start", "tty")
+	readUntil(t, m, "/dev/pts/0")
+	m.Write([]byte("yes\n"))
+	readUntil(t, m, "got-yes")
+
+	// exec -t: its own terminal, to the socket too; the exit status is exec's.
+	done := make(chan result, 1)
+	go func() {
+		done <- s.run("oci", "--root", root, "exec", "-t", "--console-socket", sock, "tty", "sh", "-c", "echo exec-on-$(tty); exit 3")
+	}()
+	select {
+	case em := <-masters:
+		readUntil(t, em, "exec-on-/dev/pts/1")
+		em.Close()
+	case <-time.After(10 * time.Second):
+		t.Fatal("exec -t sent no terminal")
+	}
+	if r := <-done; r.code != 3 {
+		t.Errorf("exec -t --console-socket: %s", r)
+	}
+
+	// exec -d returns at once, the process running; --pid-file has its
+	// PID on the host.
+	pidFile := filepath.Join(envValue(s.env, "XDG_RUNTIME_DIR"), "exec.pid")
+	s.ociDetached("oci", "--root", root, "exec", "-d", "--pid-file", pidFile, "tty", "sleep", "999")
+	b, _ := os.ReadFile(pidFile)
+	if cmd, err := os.ReadFile("/proc/" + string(b) + "/cmdline"); err != nil || !strings.HasPrefix(string(cmd), "sleep\x00999") {
+		t.Errorf("exec -d --pid-file %q: %q %v", b, cmd, err)
+	}
+	s.must("oci", "--root", root, "delete", "-f", "tty")
+
+	// A detached terminal needs the socket; a socket needs the terminal.
+	if r := s.run("oci", "--root", root, "create", "-b", dir, "notty"); r.code != 1 || !strings.Contains(r.stderr, "--console-socket") {
+		t.Errorf("create of a terminal bundle without --console-socket: %s", r)
+	}
+	plain := bundle(t, s, true, setArgs("true"))
+	if r := s.run("oci", "--root", root, "run", "--console-socket", sock, "-b", plain, "nosock"); r.code != 1 || !strings.Contains(r.stderr, "process.terminal") {
+		t.Errorf("--console-socket without a terminal: %s", r)
 	}
 }

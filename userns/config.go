@@ -63,6 +63,10 @@ type Config struct {
 	Rows   uint16 `json:"rows,omitempty"`
 	Cols   uint16 `json:"cols,omitempty"`
 	NoInit bool   `json:"noInit,omitempty"`
+	// ConsoleEarly: with TTY, init opens the terminal before it says its
+	// namespaces are ready and passes the master with that message, so
+	// that `oci create --console-socket` hands it over before it returns.
+	ConsoleEarly bool `json:"consoleEarly,omitempty"`
 	// SetGroups is false when only one id is mapped: setgroups(2) is denied
 	// in the namespace and must not be called.
 	SetGroups bool `json:"setGroups,omitempty"`

@@ -2,7 +2,10 @@ package userns
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"os/signal"
 	"syscall"
 
@@ -22,11 +25,14 @@ func Exec(dir string, r ExecRequest) (int, error) {
 	defer ch.Close()
 	var term *terminal
 	var fds []int
-	if r.TTY {
+	switch {
+	case r.TTY && r.ConsoleSocket != "":
+		r.Term = os.Getenv("TERM")
+	case r.TTY:
 		term = newTerminal(os.Stdin, os.Stdout)
 		r.Rows, r.Cols = term.size()
 		r.Term = os.Getenv("TERM")
-	} else {
+	default:
 		fds = []int{0, 1, 2}
 	}
 	sigc := make(chan os.Signal, 32)
@@ -41,6 +47,26 @@ func Exec(dir string, r ExecRequest) (int, error) {
 			return 0, setupError(errNoExecServer)
 		}
 		return 0, stageError(err)
+	}
+	if r.ConsoleSocket != "" {
+		err := errors.New("protocol: no terminal came with started")
+		if len(got) == 1 {
+			err = SendConsole(r.ConsoleSocket, got[0])
+		}
+		closeAll(got)
+		got = nil
+		if err != nil {
+			return 0, setupError(err)
+		}
+	}
+	if r.OnStarted != nil {
+		if err := r.OnStarted(m.Pid); err != nil {
+			return 0, setupError(err)
+		}
+	}
+	if r.Detach {
+		closeAll(got)
+		return 0, nil
 	}
 	copied, detach := term.connect(got)
 	defer detach()
@@ -65,4 +91,35 @@ func Exec(dir string, r ExecRequest) (int, error) {
 		<-copied
 	}
 	return m.Code, nil
+}
+
+// HostPid finds, among the children of the container's init (initPid, on
+// the host), the process whose PID in the container is nsPid: exec'd
+// processes are init's children. Its host PID is what --pid-file holds.
+func HostPid(initPid, nsPid int) (int, error) {
+	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(initPid) + "/task")
+	if err != nil {
+		return 0, err
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(initPid) + "/task/" + t.Name() + "/children")
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			status, err := os.ReadFile("/proc/" + f + "/status")
+			if err != nil {
+				continue
+			}
+			for _, line := range strings.Split(string(status), "\n") {
+				if ids, ok := strings.CutPrefix(line, "NSpid:"); ok {
+					fs := strings.Fields(ids)
+					if len(fs) > 0 && fs[len(fs)-1] == strconv.Itoa(nsPid) {
+						return strconv.Atoi(f)
+					}
+				}
+			}
+		}
+	}
+	return 0, fmt.Errorf("process %d of the container is not a child of its init (%d)", nsPid, initPid)
 }

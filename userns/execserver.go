@@ -21,6 +21,15 @@ type ExecRequest struct {
 	Term    string   `json:"term,omitempty"` // the caller's $TERM, with TTY
 	Rows    uint16   `json:"rows,omitempty"`
 	Cols    uint16   `json:"cols,omitempty"`
+	// Detach: the process keeps running when the client hangs up (oci exec
+	// -d); init still reaps it.
+	Detach bool `json:"detach,omitempty"`
+	// ConsoleSocket, with TTY, is where the client sends the terminal's
+	// master instead of joining it to its own terminal.
+	ConsoleSocket string `json:"-"`
+	// OnStarted is called in the client with the process's PID in the
+	// container's PID namespace once it runs.
+	OnStarted func(nsPid int) error `json:"-"`
 }
 
 // execServer is init's side of `isobox exec`. init is already in every
@@ -71,7 +80,8 @@ func (s *execServer) handle(ch *channel) {
 		ch.Close()
 		return
 	}
-	pid, code, err := s.start(ch, m.Exec, fds)
+	req := m.Exec
+	pid, code, err := s.start(ch, req, fds)
 	if err != nil {
 		ch.fail(code, err)
 		ch.Close()
@@ -83,6 +93,8 @@ func (s *execServer) handle(ch *channel) {
 		_, running := s.procs[pid]
 		switch {
 		case !running:
+		case err != nil && req.Detach:
+			// -d: the client is gone on purpose, the process stays.
 		case err != nil:
 			unix.Kill(-pid, unix.SIGKILL)
 		default:

@@ -155,7 +155,19 @@ func initMain() error {
 		fork = r.f
 		traceLockDown(c)
 	}
-	if err := ch.send(Message{Kind: MsgNamespacesReady}); err != nil {
+	var console *ptyPair // opened now: its master goes to --console-socket
+	ready := Message{Kind: MsgNamespacesReady}
+	if c.ConsoleEarly && !c.NoInit {
+		if console, err = openPTY(c); err != nil {
+			return failEarly(ExitSetup, err)
+		}
+		err = ch.send(ready, console.master)
+		unix.Close(console.master)
+		console.master = -1
+	} else {
+		err = ch.send(ready)
+	}
+	if err != nil {
 		return err
 	}
 	m, _, err = ch.expect(MsgNetworkReady)
@@ -175,7 +187,7 @@ func initMain() error {
 	if c.NoInit {
 		return execCommand(ch, c, argv0)
 	}
-	return superviseCommand(ch, c, argv0, sigc, execListener, fork)
+	return superviseCommand(ch, c, argv0, sigc, execListener, fork, console)
 }
 
 // setupContainer prepares the container's namespaces and root filesystem,
@@ -311,10 +323,12 @@ var forwarded = []os.Signal{
 // process that ends up as init's child, and exits with the command's status
 // once it is gone (the kernel then kills whatever else is left in the PID
 // namespace).
-func superviseCommand(ch *channel, c *Config, argv0 string, sigc <-chan os.Signal, execListener int, fork *forker) error {
+func superviseCommand(ch *channel, c *Config, argv0 string, sigc <-chan os.Signal, execListener int, fork *forker, console *ptyPair) error {
 	files := []uintptr{0, 1, 2}
-	var pty *ptyPair
-	if c.TTY {
+	pty := console
+	if pty != nil {
+		files = []uintptr{uintptr(pty.slave), uintptr(pty.slave), uintptr(pty.slave)}
+	} else if c.TTY {
 		var err error
 		if pty, err = openPTY(c); err != nil {
 			return ch.fail(ExitSetup, err)
@@ -344,10 +358,14 @@ func superviseCommand(ch *channel, c *Config, argv0 string, sigc <-chan os.Signa
 		return ch.fail(code, err)
 	}
 	var sendErr error
-	if pty != nil {
+	switch {
+	case console != nil: // its master went to the console socket
+		sendErr = ch.send(Message{Kind: MsgStarted, Pid: pid})
+		unix.Close(console.slave)
+	case pty != nil:
 		sendErr = ch.send(Message{Kind: MsgStarted, Pid: pid}, pty.master)
 		pty.close()
-	} else {
+	default:
 		sendErr = ch.send(Message{Kind: MsgStarted, Pid: pid})
 	}
 	if sendErr != nil {

@@ -57,6 +57,10 @@ type Options struct {
 	// detached containers without a terminal have (`oci create`, `oci run
 	// -d`): the caller reads the container's output from its own files.
 	PassStdio bool `json:"passStdio,omitempty"`
+	// ConsoleSocket, with a terminal, is where the terminal's master is
+	// sent (runc's --console-socket) instead of being joined to the
+	// runner's: an absolute path.
+	ConsoleSocket string `json:"consoleSocket,omitempty"`
 }
 
 // Error is a failure of isobox itself, with the runner's exit status.
@@ -123,7 +127,8 @@ func Run(o Options) (code int, err error) {
 	}
 
 	var term *terminal
-	if cfg.TTY {
+	cfg.ConsoleEarly = cfg.TTY && o.ConsoleSocket != ""
+	if cfg.TTY && !cfg.ConsoleEarly {
 		term = newTerminal(stdio[0], stdio[1])
 		cfg.Rows, cfg.Cols = term.size()
 	}
@@ -347,7 +352,17 @@ func Run(o Options) (code int, err error) {
 	nsReady := make(chan error, 1)
 	go func() {
 		for {
-			m, _, err := initCh.expect(MsgNamespacesReady, MsgCreateHooks)
+			m, fds, err := initCh.expect(MsgNamespacesReady, MsgCreateHooks)
+			if err == nil && m.Kind == MsgNamespacesReady && cfg.ConsoleEarly {
+				// The terminal's master, opened early, goes to the caller
+				// now: before `oci create` returns.
+				if len(fds) != 1 {
+					err = fmt.Errorf("protocol: namespaces-ready with %d descriptors, want the terminal", len(fds))
+				} else {
+					err = SendConsole(o.ConsoleSocket, fds[0])
+				}
+			}
+			closeAll(fds)
 			if err != nil || m.Kind == MsgNamespacesReady {
 				nsReady <- err
 				return

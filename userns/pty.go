@@ -57,3 +57,26 @@ func (p *ptyPair) close() {
 	unix.Close(p.master)
 	unix.Close(p.slave)
 }
+
+// SendConsole hands a terminal's master to the program listening on the
+// unix socket at path, as runc's --console-socket does: one message on a
+// stream connection, the terminal's name as its bytes and the master as
+// SCM_RIGHTS. The caller keeps its own copy of master.
+func SendConsole(path string, master int) error {
+	conn, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("--console-socket: socket: %w", err)
+	}
+	defer unix.Close(conn)
+	if err := unix.Connect(conn, &unix.SockaddrUnix{Name: path}); err != nil {
+		return fmt.Errorf("--console-socket: connect %s: %w", path, err)
+	}
+	name := "/dev/ptmx"
+	if n, err := unix.IoctlGetUint32(master, unix.TIOCGPTN); err == nil {
+		name = fmt.Sprintf("/dev/pts/%d", n)
+	}
+	if err := unix.Sendmsg(conn, []byte(name), unix.UnixRights(master), nil, 0); err != nil {
+		return fmt.Errorf("--console-socket: send the terminal to %s: %w", path, err)
+	}
+	return nil
+}

@@ -157,11 +157,12 @@ func (o *OciCmd) lookup(id string) (*state.Dir, state.Info, error) {
 
 // OciRunCmd is `isobox oci run`.
 type OciRunCmd struct {
-	Bundle  string `short:"b" placeholder:"DIR" help:"The bundle (default the current directory)."`
-	Detach  bool   `short:"d" help:"Run in the background; isobox's monitor holds it."`
-	PidFile string `name:"pid-file" placeholder:"FILE" help:"Write the container's init PID there."`
-	Keep    bool   `help:"Keep the container's state after it exits."`
-	ID      string `arg:"" placeholder:"ID" help:"Container ID."`
+	Bundle        string `short:"b" placeholder:"DIR" help:"The bundle (default the current directory)."`
+	Detach        bool   `short:"d" help:"Run in the background; isobox's monitor holds it."`
+	PidFile       string `name:"pid-file" placeholder:"FILE" help:"Write the container's init PID there."`
+	ConsoleSocket string `name:"console-socket" placeholder:"SOCK" help:"With process.terminal: send the terminal's master to this unix socket (SCM_RIGHTS), as runc does."`
+	Keep          bool   `help:"Keep the container's state after it exits."`
+	ID            string `arg:"" placeholder:"ID" help:"Container ID."`
 
 	create bool // oci create: stop before the command, until oci start
 }
@@ -182,6 +183,9 @@ func (c *OciRunCmd) run(o *OciCmd, g *Globals, log *slog.Logger) error {
 		log.Info(n)
 	}
 	opts := l.Options
+	if opts.ConsoleSocket, err = consoleSocket(c.ConsoleSocket, opts.TTY, c.Detach); err != nil {
+		return err
+	}
 	if st, err := os.Stat(opts.Rootfs); err != nil || !st.IsDir() {
 		return fmt.Errorf("root.path %s: not a directory", opts.Rootfs)
 	}
@@ -263,6 +267,20 @@ func runPoststop(r state.Record, owner int, log *slog.Logger) {
 	}
 }
 
+// consoleSocket checks --console-socket against process.terminal, as runc
+// does, and makes it absolute (the monitor works from /).
+func consoleSocket(path string, terminal, detached bool) (string, error) {
+	switch {
+	case path != "" && !terminal:
+		return "", errors.New("--console-socket: process.terminal is false: there is no terminal to send")
+	case path == "" && terminal && detached:
+		return "", errors.New("process.terminal is true: a detached container needs --console-socket to hand its terminal to")
+	case path == "":
+		return "", nil
+	}
+	return filepath.Abs(path)
+}
+
 func (c *OciRunCmd) writePidFile(dir *state.Dir) error {
 	if c.PidFile == "" {
 		return nil
@@ -335,28 +353,35 @@ func stateOf(i state.Info) ociState {
 
 // OciCreateCmd is `isobox oci create`.
 type OciCreateCmd struct {
-	Bundle  string `short:"b" placeholder:"DIR" help:"The bundle (default the current directory)."`
-	PidFile string `name:"pid-file" placeholder:"FILE" help:"Write the container's init PID there."`
-	ID      string `arg:"" placeholder:"ID" help:"Container ID."`
+	Bundle        string `short:"b" placeholder:"DIR" help:"The bundle (default the current directory)."`
+	PidFile       string `name:"pid-file" placeholder:"FILE" help:"Write the container's init PID there."`
+	ConsoleSocket string `name:"console-socket" placeholder:"SOCK" help:"With process.terminal: send the terminal's master to this unix socket (SCM_RIGHTS), as runc does."`
+	NoPivot       bool   `name:"no-pivot" help:"Accepted for runc's callers; isobox always uses pivot_root."`
+	NoNewKeyring  bool   `name:"no-new-keyring" help:"Accepted for runc's callers; isobox always gives the container a session keyring of its own."`
+	ID            string `arg:"" placeholder:"ID" help:"Container ID."`
 }
 
 func (c *OciCreateCmd) Run(o *OciCmd, g *Globals, log *slog.Logger) error {
-	r := &OciRunCmd{Bundle: c.Bundle, Detach: true, PidFile: c.PidFile, Keep: true, ID: c.ID, create: true}
+	if c.NoPivot || c.NoNewKeyring {
+		log.Debug("--no-pivot and --no-new-keyring are accepted and not applied: the container gets pivot_root and a keyring of its own")
+	}
+	r := &OciRunCmd{Bundle: c.Bundle, Detach: true, PidFile: c.PidFile, ConsoleSocket: c.ConsoleSocket, Keep: true, ID: c.ID, create: true}
 	return o.fail(r.run(o, g, log))
 }
 
 // OciExecCmd is `isobox oci exec`: the process is started by the
 // container's init, as `isobox exec` does.
 type OciExecCmd struct {
-	Process string   `short:"p" name:"process" placeholder:"FILE" help:"A process.json (runtime-spec's process) instead of the arguments."`
-	TTY     bool     `short:"t" name:"tty" help:"A terminal from the container's devpts, on yours."`
-	Detach  bool     `short:"d" help:"Not supported by isobox yet: the process runs in the foreground."`
-	Env     []string `short:"e" sep:"none" placeholder:"KEY=VALUE" help:"Set a variable. Repeatable."`
-	Cwd     string   `placeholder:"DIR" help:"Working directory."`
-	User    string   `short:"u" placeholder:"UID[:GID]" help:"User."`
-	PidFile string   `name:"pid-file" placeholder:"FILE" help:"Not supported by isobox yet."`
-	ID      string   `arg:"" placeholder:"ID"`
-	Args    []string `arg:"" optional:"" passthrough:"" placeholder:"COMMAND [ARG...]"`
+	Process       string   `short:"p" name:"process" placeholder:"FILE" help:"A process.json (runtime-spec's process) instead of the arguments."`
+	TTY           bool     `short:"t" name:"tty" help:"A terminal from the container's devpts, on yours."`
+	Detach        bool     `short:"d" help:"Return once the process runs; init reaps it."`
+	Env           []string `short:"e" sep:"none" placeholder:"KEY=VALUE" help:"Set a variable. Repeatable."`
+	Cwd           string   `placeholder:"DIR" help:"Working directory."`
+	User          string   `short:"u" placeholder:"UID[:GID]" help:"User."`
+	PidFile       string   `name:"pid-file" placeholder:"FILE" help:"Write the process's PID there."`
+	ConsoleSocket string   `name:"console-socket" placeholder:"SOCK" help:"With -t: send the terminal's master to this unix socket, as runc does."`
+	ID            string   `arg:"" placeholder:"ID"`
+	Args          []string `arg:"" optional:"" passthrough:"" placeholder:"COMMAND [ARG...]"`
 }
 
 func (c *OciExecCmd) Run(o *OciCmd) error {
@@ -364,9 +389,6 @@ func (c *OciExecCmd) Run(o *OciCmd) error {
 }
 
 func (c *OciExecCmd) run(o *OciCmd) error {
-	if c.Detach || c.PidFile != "" {
-		return errors.New("exec: -d and --pid-file are not supported by isobox yet: the process runs in the foreground, its exit status exec's")
-	}
 	req := userns.ExecRequest{Args: c.Args, Env: c.Env, Workdir: c.Cwd, User: c.User, TTY: c.TTY}
 	if c.Process != "" {
 		b, err := os.ReadFile(c.Process)
@@ -395,6 +417,19 @@ func (c *OciExecCmd) run(o *OciCmd) error {
 	}
 	if info.Status() != "running" {
 		return fmt.Errorf("container %q is not running", c.ID)
+	}
+	if req.ConsoleSocket, err = consoleSocket(c.ConsoleSocket, req.TTY, c.Detach); err != nil {
+		return err
+	}
+	req.Detach = c.Detach
+	if c.PidFile != "" {
+		req.OnStarted = func(nsPid int) error {
+			pid, err := userns.HostPid(info.PID, nsPid)
+			if err != nil {
+				return fmt.Errorf("--pid-file: %w", err)
+			}
+			return writePidFile(c.PidFile, pid)
+		}
 	}
 	code, err := userns.Exec(info.Dir, req)
 	if err != nil {

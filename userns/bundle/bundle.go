@@ -216,8 +216,11 @@ func (l *Launch) process(p *specs.Process) error {
 	if p.User.Umask != nil && *p.User.Umask != 0o022 {
 		l.note("process.user.umask %#o ignored: the process starts with 022", *p.User.Umask)
 	}
-	if p.Terminal {
-		return fieldError("process.terminal", "true needs --console-socket, which isobox oci does not take yet: set it to false")
+	// A terminal from the container's devpts: the runner's own, or sent
+	// to --console-socket.
+	o.TTY = p.Terminal
+	if p.ConsoleSize != nil && p.ConsoleSize.Height <= 0xffff && p.ConsoleSize.Width <= 0xffff {
+		o.Rows, o.Cols = uint16(p.ConsoleSize.Height), uint16(p.ConsoleSize.Width)
 	}
 	caps := userns.CapSet(0)
 	if p.Capabilities != nil {

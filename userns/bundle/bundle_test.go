@@ -70,7 +70,6 @@ func TestTranslateRefusesWithTheFieldNamed(t *testing.T) {
 		"ociVersion":               func(s string) string { return strings.Replace(s, `"1.0.2"`, `"2.1"`, 1) },
 		"process.args":             func(s string) string { return strings.Replace(s, `["sh"]`, `[]`, 1) },
 		"process.cwd":              func(s string) string { return strings.Replace(s, `"cwd": "/"`, `"cwd": "x"`, 1) },
-		"process.terminal":         func(s string) string { return strings.Replace(s, `"cwd"`, `"terminal": true, "cwd"`, 1) },
 		"capabilities.bounding":    func(s string) string { return strings.Replace(s, `CAP_KILL", "CAP_NET`, `CAP_NOPE", "CAP_NET`, 1) },
 		"mounts[1].options":        func(s string) string { return strings.Replace(s, `"nosuid"]`, `"sharde"]`, 1) },
 		"mounts[2].type":           func(s string) string { return strings.Replace(s, `"type": "tmpfs"`, `"type": "nfs"`, 1) },
