@@ -6,8 +6,10 @@
 //
 // It assumes the caller is an ordinary user (real root is refused unless
 // root has a subordinate range; setuid use is refused by the CLI). Run is
-// called in the caller's namespaces; holderMain and initMain run only as
-// re-executed stages and never return to CLI code.
+// called in the caller's namespaces, as a short list of named steps
+// (run.go) that `run`, the detached monitor and `oci` share; holderMain
+// and initMain run only as re-executed stages and never return to CLI
+// code.
 //
 // # Process tree
 //
@@ -75,7 +77,12 @@
 //	    H->>I: clone NEWPID|NEWNS|NEWUTS|NEWIPC|NEWNET|NEWCGROUP
 //	    H->>P: init-started (init's host PID; its netns held open by the holder)
 //	    par init prepares the rootfs
-//	    I->>P: namespaces-ready (rootfs pivoted; signals now forwarded to init)
+//	    opt an OCI bundle's create hooks
+//	    I->>P: create-hooks (mounts made, not pivoted)
+//	    P->>P: prestart, createRuntime hooks on the host
+//	    P->>I: create-hooks-run (init runs createContainer, then pivots)
+//	    end
+//	    I->>P: namespaces-ready (rootfs pivoted; + pty master for --console-socket)
 //	    and user-mode network or published ports
 //	    P->>H: state-prepare (tmpfs private to the holder)
 //	    H->>P: state-prepared
@@ -84,8 +91,10 @@
 //	    H->>P: net-started
 //	    P->>H: ports-start (port driver child side)
 //	    end
-//	    P->>I: network-ready
+//	    P->>P: oci create: wait at the start gate for oci start
+//	    P->>I: network-ready (init runs startContainer hooks, then the command)
 //	    I->>P: started (+ pty master) | execing, then hang-up on exec
+//	    P->>P: poststart hooks
 //	    H->>P: exit (init's wait status)
 //	    P->>H: hang-up (the holder exits; it held the namespaces until then)
 //
