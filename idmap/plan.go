@@ -164,3 +164,57 @@ func Size(m []Mapping) uint64 {
 	}
 	return n
 }
+
+// Explicit is the plan for maps the caller gave itself (an OCI bundle's
+// linux.uidMappings and gidMappings), checked against what this caller may
+// map: its own uid and gid, and its subordinate ranges (root: only its
+// ranges, never host root). One line of one id onto the caller's own ids is
+// written directly; anything more needs newuidmap and newgidmap.
+func Explicit(uids, gids []Mapping, c Caller) (Plan, error) {
+	if len(uids) == 0 || len(gids) == 0 {
+		return Plan{}, errors.New("uid and gid mappings go together: give both or neither")
+	}
+	if len(uids) == 1 && len(gids) == 1 && uids[0].Size == 1 && gids[0].Size == 1 &&
+		uids[0].HostID == c.UID && gids[0].HostID == c.GID && c.UID != 0 {
+		return Plan{UIDs: uids, GIDs: gids}, nil
+	}
+	if err := within("uid", uids, c.UID, c.SubUIDs); err != nil {
+		return Plan{}, err
+	}
+	if err := within("gid", gids, c.GID, c.SubGIDs); err != nil {
+		return Plan{}, err
+	}
+	if c.UID != 0 && !c.HaveHelpers {
+		return Plan{}, ErrHelperMissing
+	}
+	return Plan{UIDs: uids, GIDs: gids, Full: true}, nil
+}
+
+// within checks that every host id of m is own (unless own is root) or in
+// one of ranges.
+func within(kind string, m []Mapping, own uint32, ranges []Range) error {
+	if len(m) > maxExtents {
+		return fmt.Errorf("%s mappings: %d lines, the kernel takes at most %d", kind, len(m), maxExtents)
+	}
+	for _, e := range m {
+		first, last := uint64(e.HostID), uint64(e.HostID)+uint64(e.Size)-1
+		switch {
+		case e.Size == 0:
+			return fmt.Errorf("%s mapping %d %d %d: size 0", kind, e.ContainerID, e.HostID, e.Size)
+		case first == last && e.HostID == own && own != 0:
+			continue
+		}
+		ok := false
+		for _, r := range ranges {
+			if first >= uint64(r.Start) && last < uint64(r.Start)+uint64(r.Count) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return fmt.Errorf("%s mapping %d %d %d: host %ss %d-%d are neither yours (%d) nor in your subordinate ranges (/etc/sub%s)",
+				kind, e.ContainerID, e.HostID, e.Size, kind, first, last, own, kind)
+		}
+	}
+	return nil
+}

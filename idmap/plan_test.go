@@ -94,3 +94,31 @@ func TestArgsAndMapText(t *testing.T) {
 		t.Fatalf("MapText: %q", got)
 	}
 }
+
+func TestExplicitMapsOnlyWhatTheCallerOwns(t *testing.T) {
+	c := Caller{UID: 1000, GID: 1000, SubUIDs: []Range{{100000, 65536}}, SubGIDs: []Range{{100000, 65536}}, HaveHelpers: true}
+	own := []Mapping{{0, 1000, 1}}
+	if p, err := Explicit(own, own, c); err != nil || p.Full {
+		t.Errorf("one id onto the caller's own: %+v %v", p, err)
+	}
+	part := []Mapping{{0, 1000, 1}, {1, 100010, 100}}
+	if p, err := Explicit(part, part, c); err != nil || !p.Full || len(p.UIDs) != 2 || p.UIDs[1] != part[1] {
+		t.Errorf("a part of the range, as given: %+v %v", p, err)
+	}
+	for name, m := range map[string][]Mapping{
+		"someone else's id":    {{0, 1001, 1}},
+		"past the range's end": {{0, 1000, 1}, {1, 165000, 1000}},
+		"size 0":               {{0, 100000, 0}},
+	} {
+		if _, err := Explicit(m, own, c); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := Explicit(part, part, Caller{UID: 1000, GID: 1000, SubUIDs: c.SubUIDs, SubGIDs: c.SubGIDs}); !errors.Is(err, ErrHelperMissing) {
+		t.Errorf("without newuidmap: %v", err)
+	}
+	root := Caller{SubUIDs: c.SubUIDs, SubGIDs: c.SubGIDs}
+	if _, err := Explicit([]Mapping{{0, 0, 1}}, []Mapping{{0, 0, 1}}, root); err == nil {
+		t.Error("root mapped host root")
+	}
+}

@@ -159,6 +159,26 @@ func TestOciRunOfARuncRootlessBundle(t *testing.T) {
 		if r.code != 0 || !strings.HasPrefix(r.stdout, "2\n") {
 			t.Errorf("isobox-oci run of a fully mapped bundle: %s", r)
 		}
+		// The maps as the bundle gives them, a part of the range; one
+		// outside the caller's ranges is refused with one line.
+		maps := func(sub uint32) func(map[string]any) {
+			return func(c map[string]any) {
+				setArgs("sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map | tr -s ' ' | sed 's/^ //'")(c)
+				lx := c["linux"].(map[string]any)
+				lx["namespaces"] = append(lx["namespaces"].([]any), map[string]any{"type": "user"})
+				lx["uidMappings"] = []any{map[string]any{"containerID": 0, "hostID": tester.uid, "size": 1}, map[string]any{"containerID": 1, "hostID": sub, "size": 100}}
+				lx["gidMappings"] = []any{map[string]any{"containerID": 0, "hostID": tester.gid, "size": 1}, map[string]any{"containerID": 1, "hostID": sub, "size": 100}}
+			}
+		}
+		part := bundle(t, s, false, maps(tester.subStart+10))
+		want := fmt.Sprintf("0 %d 1\n1 %d 100\n0 %d 1\n1 %d 100\n", tester.uid, tester.subStart+10, tester.gid, tester.subStart+10)
+		if r := s.run("oci", "--root", root, "run", "-b", part, "three"); r.code != 0 || r.stdout != want {
+			t.Errorf("the bundle's own maps: %s\nwant:\n%s", r, want)
+		}
+		outside := bundle(t, s, false, maps(tester.subStart-1000))
+		if r := s.run("oci", "--root", root, "run", "-b", outside, "four"); r.code != 1 || !strings.Contains(r.stderr, "subordinate ranges") || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("maps outside the caller's ranges: %s", r)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -50,14 +51,16 @@ func allCaps() CapSet {
 	return CapSet(1)<<(last+1) - 1
 }
 
-func lastCap() int {
+// lastCap is the kernel's highest capability, read once per process (a
+// start parses several sets).
+var lastCap = sync.OnceValue(func() int {
 	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
 		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && n >= 0 && n < 64 {
 			return n
 		}
 	}
 	return len(capNames) - 1
-}
+})
 
 func parseCap(s string) (int, error) {
 	name := strings.TrimPrefix(strings.ToUpper(s), "CAP_")

@@ -35,7 +35,7 @@ func decide(o Options) (*launch, error) {
 	if len(o.Args) == 0 {
 		return nil, setupError(errors.New("no command"))
 	}
-	plan, err := PlanMapping(o.Map)
+	plan, err := planMaps(o)
 	if err != nil {
 		return nil, setupError(err)
 	}
@@ -92,6 +92,18 @@ func decide(o Options) (*launch, error) {
 		lp.flags |= unix.CLONE_NEWTIME // zero offsets: clone3 makes it
 	}
 	return lp, nil
+}
+
+// planMaps is the exact maps given, checked, or those of the mode.
+func planMaps(o Options) (idmap.Plan, error) {
+	if len(o.UIDMap) == 0 && len(o.GIDMap) == 0 {
+		return PlanMapping(o.Map)
+	}
+	c, err := CurrentCaller()
+	if err != nil {
+		return idmap.Plan{}, err
+	}
+	return idmap.Explicit(o.UIDMap, o.GIDMap, c)
 }
 
 // PlanStep is one step of a start as `run --explain` prints it: the

@@ -93,9 +93,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var c cli
 	var model any = &c
 	globals := &c.Globals
-	if len(args) > 0 && args[0] == "run" && !completing() {
+	switch {
+	case completing() || len(args) == 0:
+	case args[0] == "run":
 		r := &runOnly{}
 		model, globals = r, &r.Globals
+	case args[0] == "oci":
+		// What Slurm and containerd call for every container.
+		o := &ociOnly{}
+		model, globals = o, &o.Globals
 	}
 	parser, err := kong.New(model,
 		kong.Name("isobox"),
@@ -117,6 +123,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		parseFail = 1 // runc's status for a bad command line
 	}
 	return cmdline.Run(parser, args, stderr, bind, hintFor, parseFail)
+}
+
+// ociOnly is cli with `oci` alone (see run).
+type ociOnly struct {
+	Globals
+	Version kong.VersionFlag `help:"Print the version and exit."`
+
+	Oci OciCmd `cmd:"" help:"runc's command line over OCI bundles (create a link named isobox-oci for callers that take a runtime path)."`
 }
 
 // runOnly is cli with `run` alone (see run).

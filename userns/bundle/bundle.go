@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -455,20 +454,36 @@ func (l *Launch) mappings(uids, gids []specs.LinuxIDMapping) error {
 	if (su == 0) != (sg == 0) {
 		return fieldError("linux.uidMappings", "uidMappings and gidMappings go together: give both or neither")
 	}
-	switch {
-	case su == 0:
+	if su == 0 {
 		l.Options.Map = idmap.ModeAuto
-	case su == 1 && sg == 1:
-		if uids[0].ContainerID != 0 || gids[0].ContainerID != 0 {
-			return fieldError("linux.uidMappings", "a one-id map must map container id 0")
-		}
-		l.Options.Map = idmap.ModeSingle
-	default:
-		if uids[0].ContainerID != 0 || gids[0].ContainerID != 0 {
-			return fieldError("linux.uidMappings", "must start at container id 0")
-		}
-		l.Options.Map = idmap.ModeFull
-		l.note("linux.uidMappings of %s ids: isobox maps your subordinate ranges (podman's layout)", strconv.FormatUint(su, 10))
+		return nil
 	}
+	if !maps0(uids) || !maps0(gids) {
+		return fieldError("linux.uidMappings", "container id 0 must be mapped: isobox's init runs as container root")
+	}
+	// Mapped as given; the launcher checks them against the caller's own
+	// ids and subordinate ranges.
+	l.Options.Map = idmap.ModeFull
+	if su == 1 && sg == 1 {
+		l.Options.Map = idmap.ModeSingle
+	}
+	l.Options.UIDMap, l.Options.GIDMap = toMappings(uids), toMappings(gids)
 	return nil
+}
+
+func maps0(m []specs.LinuxIDMapping) bool {
+	for _, e := range m {
+		if e.ContainerID == 0 && e.Size > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func toMappings(m []specs.LinuxIDMapping) []idmap.Mapping {
+	out := make([]idmap.Mapping, len(m))
+	for i, e := range m {
+		out[i] = idmap.Mapping{ContainerID: e.ContainerID, HostID: e.HostID, Size: e.Size}
+	}
+	return out
 }
