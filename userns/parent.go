@@ -16,12 +16,12 @@ import (
 // Options is a container to run.
 type Options struct {
 	Config
-	Map         idmap.Mode
+	Map idmap.Mode
 	// UIDMap and GIDMap, when given, are the exact maps (an OCI bundle's),
 	// checked against the caller's own ids and subordinate ranges; Map is
 	// then not used.
-	UIDMap []idmap.Mapping `json:"uidMap,omitempty"`
-	GIDMap []idmap.Mapping `json:"gidMap,omitempty"`
+	UIDMap      []idmap.Mapping `json:"uidMap,omitempty"`
+	GIDMap      []idmap.Mapping `json:"gidMap,omitempty"`
 	TimeOffsets TimeOffsets
 	// AllowHostLoopback lets a --net slirp container reach the host's
 	// 127.0.0.1 through 10.0.2.2.
