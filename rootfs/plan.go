@@ -132,7 +132,7 @@ var steps = []step{
 		run: withRoot(maskPaths),
 		explain: func(s Spec) []string {
 			var out []string
-			for _, p := range MaskedPaths {
+			for _, p := range s.masked() {
 				// A directory gets an empty tmpfs, a file /dev/null: as the
 				// host's proc and sys have them (the container's are alike).
 				if st, err := os.Stat(p); err == nil && st.IsDir() {
@@ -141,7 +141,7 @@ var steps = []step{
 					out = append(out, fmt.Sprintf("mount --bind /dev/null %s%s", s.Root, p))
 				}
 			}
-			for _, p := range ReadonlyPaths {
+			for _, p := range s.readonly() {
 				out = append(out, fmt.Sprintf("mount --bind %s%s %s%s && mount -o remount,bind,ro %s%s", s.Root, p, s.Root, p, s.Root, p))
 			}
 			return out
@@ -155,8 +155,21 @@ var steps = []step{
 // pivotStep is the last, run by the function PrepareToPivot returns.
 var pivotStep = step{key: "pivot_root", comment: "the rootfs becomes /, the host's tree is detached (not chroot: there is no way back up)",
 	explain: func(s Spec) []string {
-		return []string{"cd " + s.Root + " && pivot_root . . && umount -l . && cd /"}
+		out := []string{"cd " + s.Root + " && pivot_root . . && umount -l . && cd /"}
+		if s.RootPropagation != 0 {
+			out = append(out, "mount --make-"+propagationName(s.RootPropagation)+" /")
+		}
+		return out
 	}}
+
+// propagationName is mount(8)'s name of a propagation flag set.
+func propagationName(f uintptr) string {
+	name := map[uintptr]string{unix.MS_SHARED: "shared", unix.MS_SLAVE: "slave", unix.MS_PRIVATE: "private", unix.MS_UNBINDABLE: "unbindable"}[f&^unix.MS_REC]
+	if f&unix.MS_REC != 0 {
+		return "r" + name
+	}
+	return name
+}
 
 // Plan lists Prepare's steps for s, in the order it runs them.
 func (s Spec) Plan() []Step {

@@ -3,6 +3,7 @@ package rootfs
 import (
 	"errors"
 	"os"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,6 +27,13 @@ type Spec struct {
 	Readonly bool
 	// Overlay, when set, puts a copy-on-write layer over the rootfs.
 	Overlay *Overlay
+	// MaskedPaths and ReadonlyPaths are hidden, or made read-only, in
+	// addition to runc's defaults (an OCI bundle's own lists); paths
+	// inside the container.
+	MaskedPaths, ReadonlyPaths []string
+	// RootPropagation is set on the new / after pivot_root (an OCI
+	// bundle's rootfsPropagation: MS_SHARED, MS_SLAVE... with MS_REC).
+	RootPropagation uintptr
 	// Trace, when set, is told each step's key as it begins (the debug
 	// log that `run --explain` is checked against).
 	Trace func(key string) `json:"-"`
@@ -91,7 +99,12 @@ func PrepareToPivot(s Spec) (pivotRoot func() error, err error) {
 		if s.Trace != nil {
 			s.Trace(pivotStep.key)
 		}
-		return pivot(p.r)
+		if err := pivot(p.r); err != nil || s.RootPropagation == 0 {
+			return err
+		}
+		// Within the container's mount namespace only: the host's side
+		// was made private first.
+		return mount("", "/", "/", "", s.RootPropagation, "")
 	}, nil
 }
 
@@ -217,8 +230,12 @@ func bindFile(r *root, dev int, f File) error {
 	return mount(fdPath(fd), fdPath(target), r.display(f.Path), "", unix.MS_BIND, "")
 }
 
-func maskPaths(r *root, _ Spec) error {
-	for _, p := range MaskedPaths {
+// masked and readonly are runc's default lists and s's own.
+func (s Spec) masked() []string   { return append(slices.Clip(MaskedPaths), s.MaskedPaths...) }
+func (s Spec) readonly() []string { return append(slices.Clip(ReadonlyPaths), s.ReadonlyPaths...) }
+
+func maskPaths(r *root, s Spec) error {
+	for _, p := range s.masked() {
 		fd, err := r.open(p, unix.O_PATH|unix.O_NOFOLLOW)
 		if errors.Is(err, unix.ENOENT) {
 			continue
@@ -240,7 +257,7 @@ func maskPaths(r *root, _ Spec) error {
 			return err
 		}
 	}
-	for _, p := range ReadonlyPaths {
+	for _, p := range s.readonly() {
 		if err := r.remountReadonly(p); err != nil && !errors.Is(err, unix.ENOENT) {
 			return err
 		}

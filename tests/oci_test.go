@@ -612,3 +612,31 @@ func TestOciConsoleSocketGetsTheTerminalAtCreateAndExec(t *testing.T) {
 		t.Errorf("--console-socket without a terminal: %s", r)
 	}
 }
+
+func TestOciMaskedReadonlyPathsAndRootPropagation(t *testing.T) {
+	s := newStore(t)
+	dir := bundle(t, s, true, func(c map[string]any) {
+		setArgs("sh", "-c", "cat /secret; echo; touch /ro/x 2>&1 | grep -c Read-only; awk '$5 == \"/\" && / shared:/' /proc/self/mountinfo | wc -l")(c)
+		lx := c["linux"].(map[string]any)
+		lx["maskedPaths"] = []string{"/secret"}
+		lx["readonlyPaths"] = []string{"ro"} // relative: from the container's /
+		lx["rootfsPropagation"] = "rshared"
+		c["root"].(map[string]any)["readonly"] = false
+	})
+	os.WriteFile(filepath.Join(dir, "rootfs", "secret"), []byte("hidden"), 0o644)
+	os.Mkdir(filepath.Join(dir, "rootfs", "ro"), 0o777)
+	if r := s.run("oci", "--root", s.ociRoot(), "run", "-b", dir, "masked"); r.code != 0 || r.stdout != "\n1\n1\n" {
+		t.Errorf("masked, read-only, shared root: %s", r)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "rootfs", "secret")); string(b) != "hidden" {
+		t.Errorf("the masked file on disk: %q", b)
+	}
+
+	// A start whose command cannot run says why.
+	missing := bundle(t, s, true, setArgs("/no/such/program"))
+	root := s.ociRoot()
+	s.ociDetached("oci", "--root", root, "create", "-b", missing, "missing")
+	if r := s.run("oci", "--root", root, "start", "missing"); r.code != 1 || !strings.Contains(r.stderr, "/no/such/program") {
+		t.Errorf("start of a command that is not there: %s", r)
+	}
+}

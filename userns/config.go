@@ -113,6 +113,12 @@ type Config struct {
 	Mounts   []rootfs.Mount  `json:"mounts,omitempty"`
 	Readonly bool            `json:"readonly,omitempty"`
 	Overlay  *rootfs.Overlay `json:"overlay,omitempty"`
+	// MaskedPaths and ReadonlyPaths add to runc's default lists (an OCI
+	// bundle's linux.maskedPaths and readonlyPaths).
+	MaskedPaths   []string `json:"maskedPaths,omitempty"`
+	ReadonlyPaths []string `json:"readonlyPaths,omitempty"`
+	// RootPropagation is set on the container's / (linux.rootfsPropagation).
+	RootPropagation uintptr `json:"rootPropagation,omitempty"`
 	// Files are shown at their paths in the container (/etc/hosts and
 	// /etc/resolv.conf for --net slirp).
 	Files []rootfs.File `json:"files,omitempty"`

@@ -43,6 +43,7 @@ func Run(o Options) (code int, err error) {
 		r.startCommand,    // the command runs
 	} {
 		if err := step(); err != nil {
+			r.tellStart(err)
 			return r.abortedCode(err)
 		}
 	}
@@ -235,6 +236,14 @@ func (r *runner) forwardSignals() {
 		default:
 			unix.Kill(pid, sig)
 		}
+	}
+}
+
+// tellStart gives `oci start`, when it is waiting, the reason the command
+// never ran: the record, and any log in it, goes with the failed start.
+func (r *runner) tellStart(err error) {
+	if r.startConn >= 0 && !r.started {
+		unix.Write(r.startConn, []byte(err.Error()))
 	}
 }
 

@@ -132,15 +132,20 @@ func Start(dir string) error {
 		}
 		return &os.PathError{Op: "connect", Path: filepath.Join(dir, StartSocket), Err: err}
 	}
-	b := make([]byte, 1)
+	// One byte 1 when the command runs; else the runner's error, if it
+	// could say it, before it hangs up.
+	b := make([]byte, 4096)
 	for {
 		n, err := unix.Read(fd, b)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
-		if n == 1 {
+		switch {
+		case n == 1 && b[0] == 1:
 			return nil
+		case n > 0:
+			return fmt.Errorf("the container's command did not start: %s", b[:n])
 		}
-		return errors.New("the container's command did not start (see its runner's log)")
+		return errors.New("the container's command did not start (its runner exited)")
 	}
 }

@@ -431,11 +431,20 @@ func (l *Launch) linux(lx *specs.Linux) error {
 	if len(lx.Devices) > 0 {
 		l.note("linux.devices ignored: the container gets isobox's /dev")
 	}
-	if lx.RootfsPropagation != "" && lx.RootfsPropagation != "private" && lx.RootfsPropagation != "rprivate" {
-		return fieldError("linux.rootfsPropagation", "%q: isobox keeps the rootfs private", lx.RootfsPropagation)
+	if p := lx.RootfsPropagation; p != "" {
+		f, ok := propagations[p]
+		if !ok {
+			return fieldError("linux.rootfsPropagation", "%q: want shared, slave, private or unbindable (or their r- forms)", p)
+		}
+		o.RootPropagation = f
 	}
-	if len(lx.MaskedPaths) > 0 || len(lx.ReadonlyPaths) > 0 {
-		l.note("linux.maskedPaths and readonlyPaths: isobox applies runc's default lists")
+	// Added to runc's default lists, which isobox always applies; a
+	// relative path is taken from the container's /, as runc does.
+	for _, p := range lx.MaskedPaths {
+		o.MaskedPaths = append(o.MaskedPaths, path.Join("/", p))
+	}
+	for _, p := range lx.ReadonlyPaths {
+		o.ReadonlyPaths = append(o.ReadonlyPaths, path.Join("/", p))
 	}
 	return nil
 }
