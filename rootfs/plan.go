@@ -83,6 +83,16 @@ var steps = []step{
 				"mount -t mqueue -o nosuid,nodev,noexec mqueue "+s.Root+"/dev/mqueue",
 				"ln -s pts/ptmx /proc/self/fd /proc/self/fd/0 ... "+s.Root+"/dev/ (ptmx fd stdin stdout stderr core)")
 		}},
+	{key: "devices", comment: "the devices the bundle asks for, bound from the host's /dev after checking their numbers",
+		applies: func(s Spec) bool { return len(s.Devices) > 0 },
+		run:     withRoot(bindDevices),
+		explain: func(s Spec) []string {
+			var out []string
+			for _, d := range s.Devices {
+				out = append(out, fmt.Sprintf("touch %s%s && mount --bind %s %s%s", s.Root, d.Path, d.Path, s.Root, d.Path))
+			}
+			return out
+		}},
 	{key: "sys", comment: "sysfs of the container's network namespace, read-only",
 		run: withRoot(mountSys),
 		explain: func(s Spec) []string {

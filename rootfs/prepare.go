@@ -2,7 +2,9 @@ package rootfs
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"path"
 	"slices"
 
 	"golang.org/x/sys/unix"
@@ -31,6 +33,9 @@ type Spec struct {
 	// addition to runc's defaults (an OCI bundle's own lists); paths
 	// inside the container.
 	MaskedPaths, ReadonlyPaths []string
+	// Devices are bound from the host into the container's /dev (an OCI
+	// bundle's linux.devices): a user namespace cannot make device nodes.
+	Devices []Device
 	// RootPropagation is set on the new / after pivot_root (an OCI
 	// bundle's rootfsPropagation: MS_SHARED, MS_SLAVE... with MS_REC).
 	RootPropagation uintptr
@@ -48,6 +53,40 @@ type File struct {
 // hostDevices are bound from the host's /dev: a user namespace may not
 // create device nodes (mknod needs CAP_MKNOD in the initial namespace).
 var hostDevices = []string{"null", "zero", "full", "random", "urandom", "tty"}
+
+// Device is a device node the container asks for, found on the host at
+// the same path with the same type and numbers.
+type Device struct {
+	Path  string `json:"path"` // absolute, under /dev
+	Type  rune   `json:"type"` // 'c' or 'b'
+	Major int64  `json:"major"`
+	Minor int64  `json:"minor"`
+}
+
+// bindDevices binds each of s.Devices from the host, after checking that
+// the host's node is the one asked for.
+func bindDevices(r *root, s Spec) error {
+	for _, d := range s.Devices {
+		var st unix.Stat_t
+		if err := unix.Stat(d.Path, &st); err != nil {
+			return fmt.Errorf("device %s: %w (a user namespace cannot make device nodes: it can only be given the host's)", d.Path, err)
+		}
+		typ := map[uint32]rune{unix.S_IFCHR: 'c', unix.S_IFBLK: 'b'}[st.Mode&unix.S_IFMT]
+		if typ != d.Type || int64(unix.Major(st.Rdev)) != d.Major || int64(unix.Minor(st.Rdev)) != d.Minor {
+			return fmt.Errorf("device %s: the host's is %c %d:%d, not %c %d:%d", d.Path, typ, unix.Major(st.Rdev), unix.Minor(st.Rdev), d.Type, d.Major, d.Minor)
+		}
+		if err := unix.Access(d.Path, unix.R_OK|unix.W_OK); err != nil {
+			return fmt.Errorf("device %s: %w: you may not open the host's, so the container could not either", d.Path, err)
+		}
+		if err := r.mkdirAll(path.Dir(d.Path), 0o755); err != nil {
+			return err
+		}
+		if err := r.mountAt(d.Path, false, d.Path, "", unix.MS_BIND, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // MaskedPaths are hidden from the container, as runc does by default: files
 // get /dev/null bound over them, directories an empty read-only tmpfs.

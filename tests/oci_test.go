@@ -640,3 +640,37 @@ func TestOciMaskedReadonlyPathsAndRootPropagation(t *testing.T) {
 		t.Errorf("start of a command that is not there: %s", r)
 	}
 }
+
+func TestOciDevicesAreTheHostsOrAClearError(t *testing.T) {
+	s := newStore(t)
+	root := s.ociRoot()
+	dev := func(path string, major, minor int) func(map[string]any) {
+		return func(c map[string]any) {
+			setArgs("sh", "-c", "ls -l "+path+" | awk '{print $1, $5, $6}'")(c)
+			c["linux"].(map[string]any)["devices"] = []any{map[string]any{"path": path, "type": "c", "major": major, "minor": minor}}
+		}
+	}
+	// .ci/setup-host makes /dev/net/tun usable by everyone, as
+	// distributions ship it.
+	if r := s.run("oci", "--root", root, "run", "-b", bundle(t, s, true, dev("/dev/net/tun", 10, 200)), "tun"); r.code != 0 || !strings.HasPrefix(r.stdout, "crw-rw-rw- 10, 200") {
+		t.Errorf("the host's /dev/net/tun: %s", r)
+	}
+	for name, c := range map[string]struct {
+		edit func(map[string]any)
+		want string
+	}{
+		"not on the host":  {dev("/dev/isobox-test1", 10, 200), "cannot make device nodes"},
+		"other numbers":    {dev("/dev/net/tun", 1, 3), "not c 1:3"},
+		"not the caller's": {dev("/dev/kvm", 10, 232), "may not open"},
+	} {
+		if name == "not the caller's" {
+			if _, err := os.Stat("/dev/kvm"); err != nil {
+				continue
+			}
+		}
+		r := s.run("oci", "--root", root, "run", "-b", bundle(t, s, true, c.edit), "baddev")
+		if r.code != 1 || !strings.Contains(r.stderr, c.want) || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("%s: %s", name, r)
+		}
+	}
+}

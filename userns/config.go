@@ -117,6 +117,8 @@ type Config struct {
 	// bundle's linux.maskedPaths and readonlyPaths).
 	MaskedPaths   []string `json:"maskedPaths,omitempty"`
 	ReadonlyPaths []string `json:"readonlyPaths,omitempty"`
+	// Devices are bound from the host (linux.devices).
+	Devices []rootfs.Device `json:"devices,omitempty"`
 	// RootPropagation is set on the container's / (linux.rootfsPropagation).
 	RootPropagation uintptr `json:"rootPropagation,omitempty"`
 	// Files are shown at their paths in the container (/etc/hosts and

@@ -251,6 +251,7 @@ func rootfsSpec(c *Config) rootfs.Spec {
 		Root: c.Rootfs, TTYGroup: c.TTYGroup, Files: c.Files,
 		Mounts: c.Mounts, Readonly: c.Readonly, Overlay: c.Overlay,
 		MaskedPaths: c.MaskedPaths, ReadonlyPaths: c.ReadonlyPaths, RootPropagation: c.RootPropagation,
+		Devices: c.Devices,
 	}
 }
 

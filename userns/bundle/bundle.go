@@ -428,8 +428,16 @@ func (l *Launch) linux(lx *specs.Linux) error {
 	if lx.Resources != nil {
 		l.note("linux.resources ignored: no cgroup limits are applied (as runc --rootless without a delegated cgroup)")
 	}
-	if len(lx.Devices) > 0 {
-		l.note("linux.devices ignored: the container gets isobox's /dev")
+	for i, d := range lx.Devices {
+		field := fmt.Sprintf("linux.devices[%d]", i)
+		p := path.Clean(d.Path)
+		if !strings.HasPrefix(p, "/dev/") {
+			return fieldError(field+".path", "%q: must be under /dev", d.Path)
+		}
+		if d.Type != "c" && d.Type != "b" {
+			return fieldError(field+".type", "%q: isobox binds character (c) and block (b) devices from the host; a user namespace makes no nodes", d.Type)
+		}
+		o.Devices = append(o.Devices, rootfs.Device{Path: p, Type: rune(d.Type[0]), Major: d.Major, Minor: d.Minor})
 	}
 	if p := lx.RootfsPropagation; p != "" {
 		f, ok := propagations[p]
