@@ -174,8 +174,7 @@ func Explicit(uids, gids []Mapping, c Caller) (Plan, error) {
 	if len(uids) == 0 || len(gids) == 0 {
 		return Plan{}, errors.New("uid and gid mappings go together: give both or neither")
 	}
-	if len(uids) == 1 && len(gids) == 1 && uids[0].Size == 1 && gids[0].Size == 1 &&
-		uids[0].HostID == c.UID && gids[0].HostID == c.GID && c.UID != 0 {
+	if OwnIDs(uids, gids, c.UID, c.GID) {
 		return Plan{UIDs: uids, GIDs: gids}, nil
 	}
 	if err := within("uid", uids, c.UID, c.SubUIDs); err != nil {
@@ -217,4 +216,12 @@ func within(kind string, m []Mapping, own uint32, ranges []Range) error {
 		}
 	}
 	return nil
+}
+
+// OwnIDs reports whether the maps are one id each onto the caller's own
+// uid and gid (not root's), what an unprivileged process may write itself:
+// nothing else of the caller needs to be known.
+func OwnIDs(uids, gids []Mapping, uid, gid uint32) bool {
+	return len(uids) == 1 && len(gids) == 1 && uids[0].Size == 1 && gids[0].Size == 1 &&
+		uids[0].HostID == uid && gids[0].HostID == gid && uid != 0
 }

@@ -585,12 +585,14 @@ func TestOciConsoleSocketGetsTheTerminalAtCreateAndExec(t *testing.T) {
 	select {
 	case em := <-masters:
 		readUntil(t, em, "exec-on-/dev/pts/1")
+		// Open until the process is gone: closing a terminal's master
+		// hangs up its session (SIGHUP).
+		if r := <-done; r.code != 3 {
+			t.Errorf("exec -t --console-socket: %s", r)
+		}
 		em.Close()
 	case <-time.After(10 * time.Second):
 		t.Fatal("exec -t sent no terminal")
-	}
-	if r := <-done; r.code != 3 {
-		t.Errorf("exec -t --console-socket: %s", r)
 	}
 
 	// exec -d returns at once, the process running; --pid-file has its

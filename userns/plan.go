@@ -3,6 +3,7 @@ package userns
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 
@@ -98,6 +99,11 @@ func decide(o Options) (*launch, error) {
 func planMaps(o Options) (idmap.Plan, error) {
 	if len(o.UIDMap) == 0 && len(o.GIDMap) == 0 {
 		return PlanMapping(o.Map)
+	}
+	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
+	if idmap.OwnIDs(o.UIDMap, o.GIDMap, uid, gid) {
+		// runc spec --rootless's maps: no ranges to read.
+		return idmap.Explicit(o.UIDMap, o.GIDMap, idmap.Caller{UID: uid, GID: gid})
 	}
 	c, err := CurrentCaller()
 	if err != nil {

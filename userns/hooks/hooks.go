@@ -11,9 +11,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Hook is one program of a list, as runtime-spec's hooks give it.
@@ -74,13 +77,22 @@ func runOne(h Hook, state []byte) error {
 	if cmd.Env == nil {
 		cmd.Env = []string{}
 	}
-	cmd.Stdin = bytes.NewReader(state)
+	// The state comes from a memory file, not a pipe the caller writes:
+	// a hook that exits without reading it would give the writer SIGPIPE,
+	// which init, where the startContainer and createContainer hooks run,
+	// passes on to the container's command.
+	in, err := stateFile(state)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	cmd.Stdin = in
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	// Killed with the timeout, its children may keep the output open:
 	// stop waiting for them soon after.
 	cmd.WaitDelay = time.Second
-	err := cmd.Run()
+	err = cmd.Run()
 	if ctx.Err() == context.DeadlineExceeded {
 		return fmt.Errorf("timed out after %d s", h.Timeout)
 	}
@@ -92,6 +104,24 @@ func runOne(h Hook, state []byte) error {
 		return err
 	}
 	return nil
+}
+
+// stateFile is an unlinked memory file holding state, read from its start.
+func stateFile(state []byte) (*os.File, error) {
+	fd, err := unix.MemfdCreate("oci-state", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("memfd_create: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "oci-state")
+	if _, err := f.Write(state); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write the state for the hook: %w", err)
+	}
+	if _, err := f.Seek(0, 0); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 func lastLine(s string) string {
