@@ -676,3 +676,43 @@ func TestOciDevicesAreTheHostsOrAClearError(t *testing.T) {
 		}
 	}
 }
+
+func TestOciPreserveFdsGivesTheCommandThoseDescriptors(t *testing.T) {
+	s := newStore(t)
+	dir := userDir(tester, "fds")
+	in, out := filepath.Join(dir, "in"), filepath.Join(dir, "out")
+	os.WriteFile(in, []byte("from-fd-3\n"), 0o644)
+	runWithFds := func(args ...string) result {
+		t.Helper()
+		r, err1 := os.Open(in)
+		w, err2 := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o666)
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		defer r.Close()
+		defer w.Close()
+		cmd := command(tester, s.env, append([]string{binary}, args...)...)
+		cmd.ExtraFiles = []*os.File{r, w}
+		var so, se strings.Builder
+		cmd.Stdout, cmd.Stderr = &so, &se
+		err := cmd.Run()
+		res := result{stdout: so.String(), stderr: se.String()}
+		if ee, ok := err.(*exec.ExitError); ok {
+			res.code = ee.ExitCode()
+		}
+		return res
+	}
+	b := bundle(t, s, true, setArgs("sh", "-c", "cat <&3; echo to-fd-4 >&4; ls /proc/self/fd | wc -l"))
+	root := s.ociRoot()
+	// 0, 1, 2, 3, 4 and ls's own directory descriptor: nothing else of
+	// isobox's reaches the command.
+	if r := runWithFds("oci", "--root", root, "run", "--preserve-fds", "2", "-b", b, "fds"); r.code != 0 || r.stdout != "from-fd-3\n6\n" {
+		t.Errorf("run --preserve-fds 2: %s", r)
+	}
+	if got, _ := os.ReadFile(out); string(got) != "to-fd-4\n" {
+		t.Errorf("written to fd 4: %q", got)
+	}
+	if r := runWithFds("oci", "--root", root, "run", "--preserve-fds", "3", "-b", b, "fds"); r.code != 1 || !strings.Contains(r.stderr, "descriptor 5") {
+		t.Errorf("--preserve-fds past the open descriptors: %s", r)
+	}
+}

@@ -63,6 +63,9 @@ type Config struct {
 	Rows   uint16 `json:"rows,omitempty"`
 	Cols   uint16 `json:"cols,omitempty"`
 	NoInit bool   `json:"noInit,omitempty"`
+	// PreservedFDs is how many descriptors, last with the config message,
+	// the command gets as its 3, 4, ... (oci --preserve-fds).
+	PreservedFDs int `json:"preservedFds,omitempty"`
 	// ConsoleEarly: with TTY, init opens the terminal before it says its
 	// namespaces are ready and passes the master with that message, so
 	// that `oci create --console-socket` hands it over before it returns.

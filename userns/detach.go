@@ -85,6 +85,8 @@ func Detach(o Options, c *state.Container, logLevel string) error {
 	if o.PassStdio {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, os.Stdin, os.Stdout, os.Stderr)
 	}
+	cmd.ExtraFiles = append(cmd.ExtraFiles, o.ExtraFiles...) // after those
+	o.Preserved = len(o.ExtraFiles)
 	if err := cmd.Start(); err != nil {
 		c.Remove()
 		return setupError(fmt.Errorf("start the detached monitor: %w", err))
@@ -174,6 +176,13 @@ func monitorMain() error {
 			o.Stdio[i] = os.NewFile(uintptr(fdMonitorStdio+i), "stdio")
 		}
 		outW.Close() // nothing is logged but the monitor's own errors
+	}
+	base := fdMonitorStdio
+	if o.PassStdio {
+		base += 3
+	}
+	for i := range o.Preserved {
+		o.ExtraFiles = append(o.ExtraFiles, os.NewFile(uintptr(base+i), "preserved"))
 	}
 	o.OnStarted = func() { report(monitorStatus{}) }
 	o.OnCreated = func() { report(monitorStatus{}) } // oci create returns once created

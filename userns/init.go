@@ -63,6 +63,10 @@ func initMain() error {
 	}
 	// The exec socket's listener, when the container has a record.
 	execListener := -1
+	var preserved []int // the command's 3, 4, ...: last in the message
+	if n := c.PreservedFDs; n > 0 && n <= len(fds) {
+		fds, preserved = fds[:len(fds)-n], fds[len(fds)-n:]
+	}
 	if len(fds) == 1 && !c.NoInit {
 		execListener = fds[0]
 	} else {
@@ -187,7 +191,7 @@ func initMain() error {
 	if c.NoInit {
 		return execCommand(ch, c, argv0)
 	}
-	return superviseCommand(ch, c, argv0, sigc, execListener, fork, console)
+	return superviseCommand(ch, c, argv0, sigc, execListener, fork, console, preserved)
 }
 
 // setupContainer prepares the container's namespaces and root filesystem,
@@ -323,7 +327,7 @@ var forwarded = []os.Signal{
 // process that ends up as init's child, and exits with the command's status
 // once it is gone (the kernel then kills whatever else is left in the PID
 // namespace).
-func superviseCommand(ch *channel, c *Config, argv0 string, sigc <-chan os.Signal, execListener int, fork *forker, console *ptyPair) error {
+func superviseCommand(ch *channel, c *Config, argv0 string, sigc <-chan os.Signal, execListener int, fork *forker, console *ptyPair, preserved []int) error {
 	files := []uintptr{0, 1, 2}
 	pty := console
 	if pty != nil {
@@ -334,6 +338,9 @@ func superviseCommand(ch *channel, c *Config, argv0 string, sigc <-chan os.Signa
 			return ch.fail(ExitSetup, err)
 		}
 		files = []uintptr{uintptr(pty.slave), uintptr(pty.slave), uintptr(pty.slave)}
+	}
+	for _, fd := range preserved {
+		files = append(files, uintptr(fd))
 	}
 	c.tracer()("exec")
 	pid, err := fork.forkExec(argv0, c.Args, &syscall.ProcAttr{
@@ -357,6 +364,7 @@ func superviseCommand(ch *channel, c *Config, argv0 string, sigc <-chan os.Signa
 		code, err := execError(c.Args[0], err)
 		return ch.fail(code, err)
 	}
+	closeAll(preserved) // the command has them; execs must not
 	var sendErr error
 	switch {
 	case console != nil: // its master went to the console socket

@@ -60,6 +60,10 @@ type Message struct {
 	Error  string            `json:"error,omitempty"`
 }
 
+// MaxPassedFDs bounds the descriptors one message carries: the exec
+// socket's listener and `oci --preserve-fds`' files with the config.
+const MaxPassedFDs = 64
+
 // StageError is an error a stage reported over the protocol.
 type StageError struct {
 	Msg  string
@@ -127,7 +131,7 @@ func (c *channel) send(m Message, fds ...int) error {
 // Config was allocated and cleared for every message, 0.7 ms of init's
 // start.
 func (c *channel) recv() (Message, []int, error) {
-	oob := make([]byte, unix.CmsgSpace(4*4))
+	oob := make([]byte, unix.CmsgSpace(4*MaxPassedFDs))
 	rc, err := c.f.SyscallConn()
 	if err != nil {
 		return Message{}, nil, err

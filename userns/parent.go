@@ -57,6 +57,12 @@ type Options struct {
 	// sent (runc's --console-socket) instead of being joined to the
 	// runner's: an absolute path.
 	ConsoleSocket string `json:"consoleSocket,omitempty"`
+	// ExtraFiles are given to the command as its descriptors 3, 4, ...
+	// (runc's --preserve-fds); at most MaxPassedFDs-1.
+	ExtraFiles []*os.File `json:"-"`
+	// preserved is how many ExtraFiles a detached monitor gets after the
+	// standard streams.
+	Preserved int `json:"preserved,omitempty"`
 }
 
 // Error is a failure of isobox itself, with the runner's exit status.

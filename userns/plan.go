@@ -46,6 +46,12 @@ func decide(o Options) (*launch, error) {
 	if o.GID != 0 && !idmap.Contains(plan.GIDs, o.GID) {
 		return nil, setupError(fmt.Errorf("--user: gid %d is not mapped in the container (%d ids mapped)", o.GID, idmap.Size(plan.GIDs)))
 	}
+	if len(o.ExtraFiles) > 0 && o.NoInit {
+		return nil, setupError(errors.New("preserved descriptors need isobox's init: not with --no-init"))
+	}
+	if len(o.ExtraFiles) >= MaxPassedFDs {
+		return nil, setupError(fmt.Errorf("at most %d preserved descriptors", MaxPassedFDs-1))
+	}
 	lp := &launch{mapping: plan, cfg: o.Config}
 	cfg := &lp.cfg
 	if cfg.Net == NetDefault {

@@ -351,6 +351,10 @@ func (r *runner) sendConfig() error {
 	if rr.l != nil {
 		passed = append(passed, int(rr.l.Fd()))
 	}
+	for _, f := range r.o.ExtraFiles {
+		passed = append(passed, int(f.Fd()))
+	}
+	r.cfg.PreservedFDs = len(r.o.ExtraFiles)
 	return r.initCh.send(Message{Kind: MsgConfig, Config: r.cfg}, passed...)
 }
 

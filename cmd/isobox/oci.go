@@ -15,6 +15,7 @@ import (
 
 	"github.com/alecthomas/kong"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/isobox/isobox/rootfs"
 	"github.com/isobox/isobox/rootfs/image"
@@ -161,6 +162,7 @@ type OciRunCmd struct {
 	Detach        bool   `short:"d" help:"Run in the background; isobox's monitor holds it."`
 	PidFile       string `name:"pid-file" placeholder:"FILE" help:"Write the container's init PID there."`
 	ConsoleSocket string `name:"console-socket" placeholder:"SOCK" help:"With process.terminal: send the terminal's master to this unix socket (SCM_RIGHTS), as runc does."`
+	PreserveFDs   int    `name:"preserve-fds" placeholder:"N" help:"Pass this command's descriptors 3 to 3+N-1 to the container's process, as its 3, 4, ..."`
 	Keep          bool   `help:"Keep the container's state after it exits."`
 	ID            string `arg:"" placeholder:"ID" help:"Container ID."`
 
@@ -184,6 +186,9 @@ func (c *OciRunCmd) run(o *OciCmd, g *Globals, log *slog.Logger) error {
 	}
 	opts := l.Options
 	if opts.ConsoleSocket, err = consoleSocket(c.ConsoleSocket, opts.TTY, c.Detach); err != nil {
+		return err
+	}
+	if opts.ExtraFiles, err = preservedFiles(c.PreserveFDs); err != nil {
 		return err
 	}
 	if st, err := os.Stat(opts.Rootfs); err != nil || !st.IsDir() {
@@ -265,6 +270,21 @@ func runPoststop(r state.Record, owner int, log *slog.Logger) {
 	if err := hooks.Run("poststop", r.Poststop, st); err != nil {
 		log.Warn(err.Error())
 	}
+}
+
+// preservedFiles are descriptors 3 to 3+n-1, each checked open.
+func preservedFiles(n int) ([]*os.File, error) {
+	if n < 0 || n >= userns.MaxPassedFDs {
+		return nil, fmt.Errorf("--preserve-fds %d: want 0 to %d", n, userns.MaxPassedFDs-1)
+	}
+	var files []*os.File
+	for fd := 3; fd < 3+n; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return nil, fmt.Errorf("--preserve-fds %d: descriptor %d: %w", n, fd, err)
+		}
+		files = append(files, os.NewFile(uintptr(fd), "preserved"))
+	}
+	return files, nil
 }
 
 // consoleSocket checks --console-socket against process.terminal, as runc
@@ -356,6 +376,7 @@ type OciCreateCmd struct {
 	Bundle        string `short:"b" placeholder:"DIR" help:"The bundle (default the current directory)."`
 	PidFile       string `name:"pid-file" placeholder:"FILE" help:"Write the container's init PID there."`
 	ConsoleSocket string `name:"console-socket" placeholder:"SOCK" help:"With process.terminal: send the terminal's master to this unix socket (SCM_RIGHTS), as runc does."`
+	PreserveFDs   int    `name:"preserve-fds" placeholder:"N" help:"Pass this command's descriptors 3 to 3+N-1 to the container's process, as its 3, 4, ..."`
 	NoPivot       bool   `name:"no-pivot" help:"Accepted for runc's callers; isobox always uses pivot_root."`
 	NoNewKeyring  bool   `name:"no-new-keyring" help:"Accepted for runc's callers; isobox always gives the container a session keyring of its own."`
 	ID            string `arg:"" placeholder:"ID" help:"Container ID."`
@@ -365,7 +386,7 @@ func (c *OciCreateCmd) Run(o *OciCmd, g *Globals, log *slog.Logger) error {
 	if c.NoPivot || c.NoNewKeyring {
 		log.Debug("--no-pivot and --no-new-keyring are accepted and not applied: the container gets pivot_root and a keyring of its own")
 	}
-	r := &OciRunCmd{Bundle: c.Bundle, Detach: true, PidFile: c.PidFile, ConsoleSocket: c.ConsoleSocket, Keep: true, ID: c.ID, create: true}
+	r := &OciRunCmd{Bundle: c.Bundle, Detach: true, PidFile: c.PidFile, ConsoleSocket: c.ConsoleSocket, PreserveFDs: c.PreserveFDs, Keep: true, ID: c.ID, create: true}
 	return o.fail(r.run(o, g, log))
 }
 
