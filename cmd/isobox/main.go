@@ -92,7 +92,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// command whose start time matters, is parsed with its own model only.
 	var c cli
 	var model any = &c
-	globals := &c.Globals
+	globals, ociGlobals := &c.Globals, &c.Oci.ociFlags
 	switch {
 	case completing() || len(args) == 0:
 	case args[0] == "run":
@@ -100,8 +100,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		model, globals = r, &r.Globals
 	case args[0] == "oci":
 		// What Slurm and containerd call for every container.
-		o := &ociOnly{}
-		model, globals = o, &o.Globals
+		model, globals, ociGlobals = ociModel(args)
 	}
 	parser, err := kong.New(model,
 		kong.Name("isobox"),
@@ -117,7 +116,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if completing() {
 		completeFor(parser)
 	}
-	bind := func() []any { return []any{globals, userns.NewLogger(stderr, globals.LogLevel)} }
+	bind := func() []any { return []any{globals, ociGlobals, userns.NewLogger(stderr, globals.LogLevel)} }
 	parseFail := userns.ExitSetup
 	if len(args) > 0 && args[0] == "oci" {
 		parseFail = 1 // runc's status for a bad command line

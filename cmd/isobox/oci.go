@@ -31,11 +31,7 @@ import (
 // shim, podman --runtime). Its failures exit 1, as runc's do. The binary
 // invoked through a link named isobox-oci takes the same commands.
 type OciCmd struct {
-	Root          string       `placeholder:"DIR" help:"Where the containers' state is kept (default $XDG_RUNTIME_DIR/isobox-oci, or /tmp/isobox-oci-UID); created 0700, refused if someone else owns it."`
-	Log           string       `placeholder:"FILE" help:"Also append errors to FILE (as runc's --log)."`
-	LogFormat     string       `name:"log-format" enum:"text,json" default:"text" help:"text or json, for --log."`
-	Rootless      rootlessFlag `help:"runc's --rootless[=true|false|auto]: isobox is always rootless. With spec, write a rootless bundle."`
-	SystemdCgroup bool         `name:"systemd-cgroup" help:"Accepted for runc's callers: isobox manages no cgroup."`
+	ociFlags
 
 	Create   OciCreateCmd   `cmd:"" help:"Create a container from a bundle, stopped just before its command runs."`
 	Start    OciStartCmd    `cmd:"" help:"Run a created container's command."`
@@ -48,6 +44,16 @@ type OciCmd struct {
 	Ps       OciPsCmd       `cmd:"" help:"List a container's processes."`
 	Spec     OciSpecCmd     `cmd:"" help:"Write a starter config.json."`
 	Features OciFeaturesCmd `cmd:"" help:"Print what isobox supports, as runc features does."`
+}
+
+// ociFlags are runc's global flags, which every oci command gets (bound by
+// its type: see ociModel).
+type ociFlags struct {
+	Root          string       `placeholder:"DIR" help:"Where the containers' state is kept (default $XDG_RUNTIME_DIR/isobox-oci, or /tmp/isobox-oci-UID); created 0700, refused if someone else owns it."`
+	Log           string       `placeholder:"FILE" help:"Also append errors to FILE (as runc's --log)."`
+	LogFormat     string       `name:"log-format" enum:"text,json" default:"text" help:"text or json, for --log."`
+	Rootless      rootlessFlag `help:"runc's --rootless[=true|false|auto]: isobox is always rootless. With spec, write a rootless bundle."`
+	SystemdCgroup bool         `name:"systemd-cgroup" help:"Accepted for runc's callers: isobox manages no cgroup."`
 }
 
 // rootlessFlag is runc's --rootless: a flag alone (spec --rootless) or
@@ -81,7 +87,7 @@ func (e ociError) ExitCode() int { return 1 }
 
 // ociFail turns err into runc's exit status, keeping a container's own
 // exit status, and appends it to --log.
-func (o *OciCmd) fail(err error) error {
+func (o *ociFlags) fail(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -112,7 +118,7 @@ var errNoRoot = errors.New("no state root")
 // dir opens the state root; create makes it (0700) if missing, for run.
 // As root, another user's root is opened to read, signal and remove in,
 // never to create: Slurm's cleanup runs as root.
-func (o *OciCmd) dir(create bool) (*state.Dir, error) {
+func (o *ociFlags) dir(create bool) (*state.Dir, error) {
 	root := o.Root
 	if root == "" {
 		root = filepath.Join(os.TempDir(), "isobox-oci-"+strconv.Itoa(os.Getuid()))
@@ -141,7 +147,7 @@ func ownedByMe(st os.FileInfo) bool {
 }
 
 // lookup finds a container by ID, with runc's message when it is unknown.
-func (o *OciCmd) lookup(id string) (*state.Dir, state.Info, error) {
+func (o *ociFlags) lookup(id string) (*state.Dir, state.Info, error) {
 	dir, err := o.dir(false)
 	if errors.Is(err, errNoRoot) {
 		return nil, state.Info{}, fmt.Errorf("container %q does not exist", id)
@@ -169,11 +175,11 @@ type OciRunCmd struct {
 	create bool // oci create: stop before the command, until oci start
 }
 
-func (c *OciRunCmd) Run(o *OciCmd, g *Globals, log *slog.Logger) error {
+func (c *OciRunCmd) Run(o *ociFlags, g *Globals, log *slog.Logger) error {
 	return o.fail(c.run(o, g, log))
 }
 
-func (c *OciRunCmd) run(o *OciCmd, g *Globals, log *slog.Logger) error {
+func (c *OciRunCmd) run(o *ociFlags, g *Globals, log *slog.Logger) error {
 	if err := state.ValidName(c.ID); err != nil {
 		return fmt.Errorf("container ID: %w", err)
 	}
@@ -382,7 +388,7 @@ type OciCreateCmd struct {
 	ID            string `arg:"" placeholder:"ID" help:"Container ID."`
 }
 
-func (c *OciCreateCmd) Run(o *OciCmd, g *Globals, log *slog.Logger) error {
+func (c *OciCreateCmd) Run(o *ociFlags, g *Globals, log *slog.Logger) error {
 	if c.NoPivot || c.NoNewKeyring {
 		log.Debug("--no-pivot and --no-new-keyring are accepted and not applied: the container gets pivot_root and a keyring of its own")
 	}
@@ -405,11 +411,11 @@ type OciExecCmd struct {
 	Args          []string `arg:"" optional:"" passthrough:"" placeholder:"COMMAND [ARG...]"`
 }
 
-func (c *OciExecCmd) Run(o *OciCmd) error {
+func (c *OciExecCmd) Run(o *ociFlags) error {
 	return o.fail(c.run(o))
 }
 
-func (c *OciExecCmd) run(o *OciCmd) error {
+func (c *OciExecCmd) run(o *ociFlags) error {
 	req := userns.ExecRequest{Args: c.Args, Env: c.Env, Workdir: c.Cwd, User: c.User, TTY: c.TTY}
 	if c.Process != "" {
 		b, err := os.ReadFile(c.Process)
@@ -464,7 +470,7 @@ type OciStartCmd struct {
 	ID string `arg:"" placeholder:"ID"`
 }
 
-func (c *OciStartCmd) Run(o *OciCmd) error {
+func (c *OciStartCmd) Run(o *ociFlags) error {
 	_, info, err := o.lookup(c.ID)
 	if err != nil {
 		return o.fail(err)
@@ -480,7 +486,7 @@ type OciStateCmd struct {
 	ID string `arg:"" placeholder:"ID"`
 }
 
-func (c *OciStateCmd) Run(o *OciCmd) error {
+func (c *OciStateCmd) Run(o *ociFlags) error {
 	_, info, err := o.lookup(c.ID)
 	if err != nil {
 		return o.fail(err)
@@ -495,7 +501,7 @@ type OciKillCmd struct {
 	Signal string `arg:"" optional:"" default:"TERM" placeholder:"SIGNAL" help:"Name or number (default SIGTERM)."`
 }
 
-func (c *OciKillCmd) Run(o *OciCmd) error {
+func (c *OciKillCmd) Run(o *ociFlags) error {
 	sig, err := userns.ParseSignal(c.Signal)
 	if err != nil {
 		return o.fail(err)
@@ -516,7 +522,7 @@ type OciDeleteCmd struct {
 	ID    string `arg:"" placeholder:"ID"`
 }
 
-func (c *OciDeleteCmd) Run(o *OciCmd, log *slog.Logger) error {
+func (c *OciDeleteCmd) Run(o *ociFlags, log *slog.Logger) error {
 	dir, info, err := o.lookup(c.ID)
 	if err != nil {
 		return o.fail(err)
@@ -541,7 +547,7 @@ type OciListCmd struct {
 	Quiet  bool   `short:"q" help:"Only the IDs."`
 }
 
-func (c *OciListCmd) Run(o *OciCmd) error {
+func (c *OciListCmd) Run(o *ociFlags) error {
 	var list []state.Info
 	dir, err := o.dir(false)
 	switch {
@@ -580,7 +586,7 @@ type OciPsCmd struct {
 	ID     string `arg:"" placeholder:"ID"`
 }
 
-func (c *OciPsCmd) Run(o *OciCmd) error {
+func (c *OciPsCmd) Run(o *ociFlags) error {
 	_, info, err := o.lookup(c.ID)
 	if err != nil {
 		return o.fail(err)
@@ -608,7 +614,7 @@ type OciSpecCmd struct {
 	Image  string `predictor:"images" placeholder:"REF" help:"A bundle of a stored image: its Entrypoint, Cmd, Env, WorkingDir and User, and an empty rootfs/ on which isobox stacks its layers at run time (nothing copied)."`
 }
 
-func (c *OciSpecCmd) Run(o *OciCmd, g *Globals, log *slog.Logger) error {
+func (c *OciSpecCmd) Run(o *ociFlags, g *Globals, log *slog.Logger) error {
 	dir := c.Bundle
 	if dir == "" {
 		dir = "."
@@ -671,7 +677,7 @@ func starterSpec(rootless bool) *specs.Spec {
 // OciFeaturesCmd is `isobox oci features`.
 type OciFeaturesCmd struct{}
 
-func (c *OciFeaturesCmd) Run(o *OciCmd) error {
+func (c *OciFeaturesCmd) Run(o *ociFlags) error {
 	return o.fail(printJSON(map[string]any{
 		"ociVersionMin": "1.0.0",
 		"ociVersionMax": specs.Version,
