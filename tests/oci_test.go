@@ -327,6 +327,22 @@ func TestOciCreateStopsBeforeTheCommandAndStartRunsIt(t *testing.T) {
 		t.Errorf("start of a stopped container: %s", r)
 	}
 	s.must("oci", "--root", root, "delete", "never")
+
+	// A bundle without process: create sets it all up, start fails (as
+	// runtime-spec requires) and leaves it stopped for delete; run refuses.
+	none := bundle(t, s, true, func(c map[string]any) { delete(c, "process") })
+	s.ociDetached("oci", "--root", root, "create", "-b", none, "noproc")
+	if st, _ := s.ociState("noproc"); st.Status != "created" {
+		t.Errorf("created without process: %+v", st)
+	}
+	if r := s.run("oci", "--root", root, "start", "noproc"); r.code != 1 || !strings.Contains(r.stderr, "no process") {
+		t.Errorf("start without process: %s", r)
+	}
+	s.waitStopped("noproc")
+	s.must("oci", "--root", root, "delete", "noproc")
+	if r := s.run("oci", "--root", root, "run", "-b", none, "noproc"); r.code != 1 || !strings.Contains(r.stderr, "process: missing") {
+		t.Errorf("run without process: %s", r)
+	}
 }
 
 func TestOciExecArgsAndProcessJSON(t *testing.T) {

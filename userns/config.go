@@ -63,6 +63,9 @@ type Config struct {
 	Rows   uint16 `json:"rows,omitempty"`
 	Cols   uint16 `json:"cols,omitempty"`
 	NoInit bool   `json:"noInit,omitempty"`
+	// NoProcess: `oci create` of a bundle without a process. Everything is
+	// set up as for one; init then refuses to start, as runtime-spec wants.
+	NoProcess bool `json:"noProcess,omitempty"`
 	// PreservedFDs is how many descriptors, last with the config message,
 	// the command gets as its 3, 4, ... (oci --preserve-fds).
 	PreservedFDs int `json:"preservedFds,omitempty"`

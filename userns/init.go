@@ -146,9 +146,11 @@ func initMain() error {
 			return failEarly(ExitCannotExec, fmt.Errorf("workdir: %w", err))
 		}
 	}
-	argv0, err := lookPath(c.Args[0], c.Env)
-	if err != nil {
-		return failEarly(ExitNotFound, err)
+	var argv0 string
+	if !c.NoProcess {
+		if argv0, err = lookPath(c.Args[0], c.Env); err != nil {
+			return failEarly(ExitNotFound, err)
+		}
 	}
 	var fork *forker
 	if !c.NoInit {
@@ -177,6 +179,9 @@ func initMain() error {
 	m, _, err = ch.expect(MsgNetworkReady)
 	if err != nil {
 		return err
+	}
+	if c.NoProcess {
+		return ch.fail(ExitSetup, errors.New("config.json has no process: there is nothing to start"))
 	}
 	if err := runHooks(c, c.tracer(), "startContainer", startContainerHooks, "created", m.Pid); err != nil {
 		return ch.fail(ExitSetup, err)

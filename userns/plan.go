@@ -33,7 +33,7 @@ type launch struct {
 // decide plans a start. It reads the caller's ranges and what the host has
 // installed; it starts nothing.
 func decide(o Options) (*launch, error) {
-	if len(o.Args) == 0 {
+	if len(o.Args) == 0 && !(o.NoProcess && o.WaitStart) {
 		return nil, setupError(errors.New("no command"))
 	}
 	plan, err := planMaps(o)

@@ -191,6 +191,9 @@ func (c *OciRunCmd) run(o *ociFlags, g *Globals, log *slog.Logger) error {
 		log.Info(n)
 	}
 	opts := l.Options
+	if opts.NoProcess && !c.create {
+		return errors.New("config.json: process: missing (only create takes a bundle without one)")
+	}
 	if opts.ConsoleSocket, err = consoleSocket(c.ConsoleSocket, opts.TTY, c.Detach); err != nil {
 		return err
 	}

@@ -154,10 +154,11 @@ func Translate(s *specs.Spec, bundleDir string) (*Launch, error) {
 	}
 	o.Rootfs = filepath.Clean(root)
 	o.Readonly = s.Root.Readonly
+	// runtime-spec lets create take a bundle without a process (start then
+	// fails); the caller refuses it for anything else.
 	if s.Process == nil {
-		return nil, fieldError("process", "missing")
-	}
-	if err := l.process(s.Process); err != nil {
+		o.NoProcess, o.Workdir = true, "/"
+	} else if err := l.process(s.Process); err != nil {
 		return nil, err
 	}
 	o.Hostname = s.Hostname
