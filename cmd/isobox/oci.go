@@ -162,15 +162,20 @@ func (o *ociFlags) lookup(id string) (*state.Dir, state.Info, error) {
 	return dir, info, err
 }
 
-// OciRunCmd is `isobox oci run`.
-type OciRunCmd struct {
+// ociBundleFlags are the flags create and run share.
+type ociBundleFlags struct {
 	Bundle        string `short:"b" placeholder:"DIR" help:"The bundle (default the current directory)."`
-	Detach        bool   `short:"d" help:"Run in the background; isobox's monitor holds it."`
 	PidFile       string `name:"pid-file" placeholder:"FILE" help:"Write the container's init PID there."`
 	ConsoleSocket string `name:"console-socket" placeholder:"SOCK" help:"With process.terminal: send the terminal's master to this unix socket (SCM_RIGHTS), as runc does."`
 	PreserveFDs   int    `name:"preserve-fds" placeholder:"N" help:"Pass this command's descriptors 3 to 3+N-1 to the container's process, as its 3, 4, ..."`
-	Keep          bool   `help:"Keep the container's state after it exits."`
-	ID            string `arg:"" placeholder:"ID" help:"Container ID."`
+}
+
+// OciRunCmd is `isobox oci run`.
+type OciRunCmd struct {
+	ociBundleFlags
+	Detach bool   `short:"d" help:"Run in the background; isobox's monitor holds it."`
+	Keep   bool   `help:"Keep the container's state after it exits."`
+	ID     string `arg:"" placeholder:"ID" help:"Container ID."`
 
 	create bool // oci create: stop before the command, until oci start
 }
@@ -382,20 +387,17 @@ func stateOf(i state.Info) ociState {
 
 // OciCreateCmd is `isobox oci create`.
 type OciCreateCmd struct {
-	Bundle        string `short:"b" placeholder:"DIR" help:"The bundle (default the current directory)."`
-	PidFile       string `name:"pid-file" placeholder:"FILE" help:"Write the container's init PID there."`
-	ConsoleSocket string `name:"console-socket" placeholder:"SOCK" help:"With process.terminal: send the terminal's master to this unix socket (SCM_RIGHTS), as runc does."`
-	PreserveFDs   int    `name:"preserve-fds" placeholder:"N" help:"Pass this command's descriptors 3 to 3+N-1 to the container's process, as its 3, 4, ..."`
-	NoPivot       bool   `name:"no-pivot" help:"Accepted for runc's callers; isobox always uses pivot_root."`
-	NoNewKeyring  bool   `name:"no-new-keyring" help:"Accepted for runc's callers; isobox always gives the container a session keyring of its own."`
-	ID            string `arg:"" placeholder:"ID" help:"Container ID."`
+	ociBundleFlags
+	NoPivot      bool   `name:"no-pivot" help:"Accepted for runc's callers; isobox always uses pivot_root."`
+	NoNewKeyring bool   `name:"no-new-keyring" help:"Accepted for runc's callers; isobox always gives the container a session keyring of its own."`
+	ID           string `arg:"" placeholder:"ID" help:"Container ID."`
 }
 
 func (c *OciCreateCmd) Run(o *ociFlags, g *Globals, log *slog.Logger) error {
 	if c.NoPivot || c.NoNewKeyring {
 		log.Debug("--no-pivot and --no-new-keyring are accepted and not applied: the container gets pivot_root and a keyring of its own")
 	}
-	r := &OciRunCmd{Bundle: c.Bundle, Detach: true, PidFile: c.PidFile, ConsoleSocket: c.ConsoleSocket, PreserveFDs: c.PreserveFDs, Keep: true, ID: c.ID, create: true}
+	r := &OciRunCmd{ociBundleFlags: c.ociBundleFlags, Detach: true, Keep: true, ID: c.ID, create: true}
 	return o.fail(r.run(o, g, log))
 }
 
