@@ -180,7 +180,23 @@ func mountSys(r *root, _ Spec) error {
 	if err := r.mountAt("/sys", true, "/sys", "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return err
 	}
-	return r.remountReadonly("/sys")
+	// Read-only with the host's mounts under it, its cgroup hierarchies
+	// among them (mount_setattr with AT_RECURSIVE, Linux 5.12+); an older
+	// kernel gets the top one read-only.
+	fd, err := r.open("/sys", unix.O_PATH)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+	err = unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr)
+	if errors.Is(err, unix.ENOSYS) {
+		return r.remountReadonly("/sys")
+	}
+	if err != nil {
+		return fmt.Errorf("mount_setattr(MOUNT_ATTR_RDONLY, AT_RECURSIVE) %s: %w", r.display("/sys"), err)
+	}
+	return nil
 }
 
 func mountDev(r *root, s Spec) error {

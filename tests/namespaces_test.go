@@ -69,6 +69,11 @@ func TestNetworkNamespaceHasOnlyLoopbackUp(t *testing.T) {
 			}
 		}
 	}
+	// The host's /sys, bound for --net host, is read-only all the way
+	// down: its cgroup hierarchies are the machine's.
+	if out := inContainer(t, `awk '$5 ~ "^/sys" { split($6, o, ","); print $5, o[1] }' /proc/self/mountinfo | grep -v ' ro$' || true`, "--net", "host"); out != "" {
+		t.Errorf("writable mounts under /sys with --net host:\n%s", out)
+	}
 }
 
 func TestMountNamespaceHidesContainerMountsFromHost(t *testing.T) {
