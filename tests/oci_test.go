@@ -497,6 +497,12 @@ func TestOciHooksRunInLifecycleOrderWithTheState(t *testing.T) {
 		t.Errorf("startContainer, in the container before the command: %q (its stderr: %s)", b, e)
 	}
 
+	// features says so, as runc's does.
+	var f struct{ Hooks []string }
+	if err := json.Unmarshal([]byte(s.must("oci", "features")), &f); err != nil || strings.Join(f.Hooks, " ") != "prestart createRuntime createContainer startContainer poststart poststop" {
+		t.Errorf("oci features' hooks: %v %v", f.Hooks, err)
+	}
+
 	// A hook that fails, or outlives its timeout, ends the start: one line,
 	// exit 1, no container.
 	for name, h := range map[string]map[string]any{

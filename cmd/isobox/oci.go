@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -686,15 +687,22 @@ func (c *OciFeaturesCmd) Run(o *ociFlags) error {
 	return o.fail(printJSON(map[string]any{
 		"ociVersionMin": "1.0.0",
 		"ociVersionMax": specs.Version,
-		"hooks":         []string{},
-		"mountOptions":  []string{"bind", "rbind", "ro", "rw", "nosuid", "nodev", "noexec", "private", "rprivate", "slave", "rslave", "size", "mode"},
+		"hooks":         []string{"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"},
+		"mountOptions": []string{"bind", "rbind", "ro", "rw", "nosuid", "nodev", "noexec", "dev", "suid", "exec", "async",
+			"shared", "rshared", "slave", "rslave", "private", "rprivate", "unbindable", "runbindable",
+			"noatime", "relatime", "strictatime", "nodiratime", "size", "mode", "nr_inodes"},
 		"linux": map[string]any{
 			"namespaces":   []string{"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"},
 			"capabilities": capNames(),
 			"cgroup":       map[string]bool{"v1": false, "v2": false, "systemd": false, "systemdUser": false},
-			"seccomp":      map[string]any{"enabled": true, "actions": []string{}, "operators": []string{}, "archs": []string{}},
-			"apparmor":     map[string]bool{"enabled": false},
-			"selinux":      map[string]bool{"enabled": false},
+			"seccomp": map[string]any{"enabled": true,
+				"actions":   []string{"SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP", "SCMP_ACT_LOG"},
+				"operators": []string{"SCMP_CMP_EQ", "SCMP_CMP_NE", "SCMP_CMP_MASKED_EQ", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_GT", "SCMP_CMP_GE"},
+				// The filter checks the native ABI's calls; the others get
+				// the default action.
+				"archs": []string{map[string]string{"amd64": "SCMP_ARCH_X86_64", "arm64": "SCMP_ARCH_AARCH64"}[runtime.GOARCH]}},
+			"apparmor": map[string]bool{"enabled": false},
+			"selinux":  map[string]bool{"enabled": false},
 		},
 		"annotations": map[string]string{"org.opencontainers.runtime-spec.features.runtime": "isobox"},
 	}))
