@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -736,5 +737,52 @@ func TestOciPreserveFdsGivesTheCommandThoseDescriptors(t *testing.T) {
 	}
 	if r := runWithFds("oci", "--root", root, "run", "--preserve-fds", "3", "-b", b, "fds"); r.code != 1 || !strings.Contains(r.stderr, "descriptor 5") {
 		t.Errorf("--preserve-fds past the open descriptors: %s", r)
+	}
+}
+
+// parentOf is pid's parent, from /proc/PID/stat.
+func parentOf(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	ppid, _ := strconv.Atoi(fields[1])
+	return ppid
+}
+
+func TestOciMonitorKilledLeavesStateStoppedAndNothingRunning(t *testing.T) {
+	s := newStore(t)
+	dir := bundle(t, s, true, setArgs("sh", "-c", "sleep 1000 & wait"))
+	root := s.ociRoot()
+	for _, how := range []string{"run", "create"} {
+		id := "killed-" + how
+		args := []string{"oci", "--root", root, how, "-b", dir, id}
+		if how == "run" {
+			args = []string{"oci", "--root", root, "run", "-d", "-b", dir, id}
+		}
+		s.ociDetached(args...)
+		st, _ := s.ociState(id)
+		if st.Pid == 0 {
+			t.Fatalf("%s: no pid: %+v", how, st)
+		}
+		var pids []int
+		json.Unmarshal([]byte(s.must("oci", "--root", root, "ps", "--format", "json", id)), &pids)
+		monitor := parentOf(t, st.Pid)
+		if err := syscall.Kill(monitor, syscall.SIGKILL); err != nil {
+			t.Fatalf("%s: kill -9 the monitor %d: %v", how, monitor, err)
+		}
+		s.waitStopped(id)
+		deadline := time.Now().Add(10 * time.Second)
+		for _, p := range append(pids, st.Pid) {
+			for alive(p) && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if alive(p) {
+				t.Errorf("%s: PID %d outlived its monitor", how, p)
+			}
+		}
+		s.must("oci", "--root", root, "delete", id)
 	}
 }

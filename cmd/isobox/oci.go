@@ -597,8 +597,8 @@ func (c *OciPsCmd) Run(o *ociFlags) error {
 	if err != nil {
 		return o.fail(err)
 	}
-	if info.Status() != "running" {
-		return o.fail(fmt.Errorf("container %q is not running", c.ID))
+	if st := stateOf(info).Status; st != "running" && st != "created" {
+		return o.fail(fmt.Errorf("container %q is not running (it is %s)", c.ID, st))
 	}
 	pids, err := userns.ContainerPIDs(info.PID)
 	if err != nil {
