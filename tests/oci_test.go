@@ -786,3 +786,23 @@ func TestOciMonitorKilledLeavesStateStoppedAndNothingRunning(t *testing.T) {
 		s.must("oci", "--root", root, "delete", id)
 	}
 }
+
+func TestOciMonitorExitsWithTheContainersStatusForASubreaper(t *testing.T) {
+	s := newStore(t)
+	helper := filepath.Join(userDir(tester, "subreaper"), "subreaper")
+	if err := buildStatic(helper, "./testdata/subreaper"); err != nil {
+		t.Fatal(err)
+	}
+	dir := bundle(t, s, true, setArgs("sh", "-c", "sleep 0.2; exit 7"))
+	// The detached monitor, orphaned when run -d returns, is the
+	// subreaper's to reap: with the container's status.
+	r := runAsEnv(tester, s.env, nil, helper, binary, "oci", "--root", s.ociRoot(), "run", "-d", "--keep", "-b", dir, "reaped")
+	if r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 2 || !strings.HasSuffix(lines[0], " 0") || !strings.HasSuffix(lines[1], " 7") {
+		t.Errorf("reaped (run -d, then its monitor): %q", lines)
+	}
+	s.must("oci", "--root", s.ociRoot(), "delete", "reaped")
+}

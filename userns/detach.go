@@ -186,14 +186,14 @@ func monitorMain() error {
 	}
 	o.OnStarted = func() { report(monitorStatus{}) }
 	o.OnCreated = func() { report(monitorStatus{}) } // oci create returns once created
-	_, err = Run(o)
+	code, err := Run(o)
 	if err != nil {
+		code = ExitSetup
+		var ec interface{ ExitCode() int }
+		if errors.As(err, &ec) {
+			code = ec.ExitCode()
+		}
 		if status != nil {
-			code := ExitSetup
-			var ec interface{ ExitCode() int }
-			if errors.As(err, &ec) {
-				code = ec.ExitCode()
-			}
 			report(monitorStatus{Code: code, Error: err.Error()})
 		} else {
 			fmt.Fprintf(logw, "isobox: %v\n", err)
@@ -206,7 +206,9 @@ func monitorMain() error {
 	case <-copied:
 	case <-time.After(2 * time.Second):
 	}
-	return nil
+	// The container's status, for whoever reaps the monitor: the
+	// subreaper it was reparented to (containerd's shim), say.
+	return &reported{code}
 }
 
 // cappedLog appends to the record's log, rotating it at the cap. Writes
