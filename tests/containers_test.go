@@ -35,6 +35,15 @@ func newStore(t *testing.T) *store {
 				s.run("rm", "-f", c.Name)
 			}
 		}
+		// And the oci containers, which a test that stopped midway did
+		// not delete.
+		if _, err := os.Stat(s.ociRoot()); err == nil {
+			var list []ociState
+			json.Unmarshal([]byte(s.run("oci", "--root", s.ociRoot(), "list", "--format", "json").stdout), &list)
+			for _, c := range list {
+				s.run("oci", "--root", s.ociRoot(), "delete", "-f", c.ID)
+			}
+		}
 	})
 	return s
 }
