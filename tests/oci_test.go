@@ -740,18 +740,6 @@ func TestOciPreserveFdsGivesTheCommandThoseDescriptors(t *testing.T) {
 	}
 }
 
-// parentOf is pid's parent, from /proc/PID/stat.
-func parentOf(t *testing.T, pid int) int {
-	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	ppid, _ := strconv.Atoi(fields[1])
-	return ppid
-}
-
 func TestOciMonitorKilledLeavesStateStoppedAndNothingRunning(t *testing.T) {
 	s := newStore(t)
 	dir := bundle(t, s, true, setArgs("sh", "-c", "sleep 1000 & wait"))
@@ -769,7 +757,7 @@ func TestOciMonitorKilledLeavesStateStoppedAndNothingRunning(t *testing.T) {
 		}
 		var pids []int
 		json.Unmarshal([]byte(s.must("oci", "--root", root, "ps", "--format", "json", id)), &pids)
-		monitor := parentOf(t, st.Pid)
+		monitor := parent(t, st.Pid)
 		if err := syscall.Kill(monitor, syscall.SIGKILL); err != nil {
 			t.Fatalf("%s: kill -9 the monitor %d: %v", how, monitor, err)
 		}
