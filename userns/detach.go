@@ -148,35 +148,16 @@ func monitorMain() error {
 	defer logw.Close()
 	c.Update(func(r *state.Record) { r.RunnerPID = os.Getpid() })
 
-	// The container writes into a pipe that the monitor copies into the
-	// log: a file given to the container directly could not be capped.
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		c.Remove()
-		report(monitorStatus{Code: ExitSetup, Error: "monitor: " + err.Error()})
-		return &reported{ExitSetup}
-	}
-	copied := make(chan struct{})
-	go func() {
-		io.Copy(logw, outR)
-		close(copied)
-	}()
-	devNull, err := os.Open(os.DevNull)
-	if err != nil {
-		c.Remove()
-		report(monitorStatus{Code: ExitSetup, Error: "monitor: " + err.Error()})
-		return &reported{ExitSetup}
-	}
 	o := mc.Options
 	o.Logger = NewLogger(logw, mc.LogLevel)
 	o.Record = c
-	o.Stdio = [3]*os.File{devNull, outW, outW}
-	if o.PassStdio {
-		for i := range o.Stdio {
-			o.Stdio[i] = os.NewFile(uintptr(fdMonitorStdio+i), "stdio")
-		}
-		outW.Close() // nothing is logged but the monitor's own errors
+	stdio, release, err := monitorStdio(o.PassStdio, logw)
+	if err != nil {
+		c.Remove()
+		report(monitorStatus{Code: ExitSetup, Error: "monitor: " + err.Error()})
+		return &reported{ExitSetup}
 	}
+	o.Stdio = stdio
 	base := fdMonitorStdio
 	if o.PassStdio {
 		base += 3
@@ -199,16 +180,48 @@ func monitorMain() error {
 			fmt.Fprintf(logw, "isobox: %v\n", err)
 		}
 	}
-	// Every process that had the pipe is gone with the container; a
-	// straggler holding it does not keep the monitor, and the lock, alive.
-	outW.Close()
-	select {
-	case <-copied:
-	case <-time.After(2 * time.Second):
-	}
+	release()
 	// The container's status, for whoever reaps the monitor: the
 	// subreaper it was reparented to (containerd's shim), say.
 	return &reported{code}
+}
+
+// monitorStdio are the container's standard streams under the monitor:
+// those of the command that started it (passed), or /dev/null and a pipe
+// the monitor copies into the log, since a file given to the container
+// directly could not be capped. release ends the copy once the container
+// is gone.
+func monitorStdio(passed bool, logw io.Writer) (stdio [3]*os.File, release func(), err error) {
+	if passed {
+		for i := range stdio {
+			stdio[i] = os.NewFile(uintptr(fdMonitorStdio+i), "stdio")
+		}
+		return stdio, func() {}, nil
+	}
+	devNull, err := os.Open(os.DevNull)
+	if err != nil {
+		return stdio, nil, err
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		devNull.Close()
+		return stdio, nil, err
+	}
+	copied := make(chan struct{})
+	go func() {
+		io.Copy(logw, outR)
+		close(copied)
+	}()
+	return [3]*os.File{devNull, outW, outW}, func() {
+		// Every process that had the pipe is gone with the container; a
+		// straggler holding it does not keep the monitor, and the lock,
+		// alive.
+		outW.Close()
+		select {
+		case <-copied:
+		case <-time.After(2 * time.Second):
+		}
+	}, nil
 }
 
 // cappedLog appends to the record's log, rotating it at the cap. Writes

@@ -133,7 +133,7 @@ func initMain() error {
 			return err
 		}
 		hostPid = m.Pid
-		if err := runHooks(c, c.tracer(), "createContainer", createContainerHooks, "creating", hostPid); err != nil {
+		if err := runHooks(c, c.tracer(), "createContainer", c.hookSet().CreateContainer, "creating", hostPid); err != nil {
 			return failEarly(ExitSetup, err)
 		}
 	}
@@ -183,7 +183,7 @@ func initMain() error {
 	if c.NoProcess {
 		return ch.fail(ExitSetup, errors.New("config.json has no process: there is nothing to start"))
 	}
-	if err := runHooks(c, c.tracer(), "startContainer", startContainerHooks, "created", m.Pid); err != nil {
+	if err := runHooks(c, c.tracer(), "startContainer", c.hookSet().StartContainer, "created", m.Pid); err != nil {
 		return ch.fail(ExitSetup, err)
 	}
 	// Last, so that nothing of the set-up runs under the command's limits.

@@ -60,7 +60,7 @@ type Options struct {
 	// ExtraFiles are given to the command as its descriptors 3, 4, ...
 	// (runc's --preserve-fds); at most MaxPassedFDs-1.
 	ExtraFiles []*os.File `json:"-"`
-	// preserved is how many ExtraFiles a detached monitor gets after the
+	// Preserved is how many ExtraFiles a detached monitor gets after the
 	// standard streams.
 	Preserved int `json:"preserved,omitempty"`
 }
@@ -85,10 +85,10 @@ var runnerSignals = []os.Signal{
 // runCreateHooks runs the bundle's prestart and createRuntime hooks, on
 // the host, while init waits before its pivot_root.
 func runCreateHooks(c *Config, trace func(string), initPid int) error {
-	if err := runHooks(c, trace, "prestart", prestartHooks, "creating", initPid); err != nil {
+	if err := runHooks(c, trace, "prestart", c.hookSet().Prestart, "creating", initPid); err != nil {
 		return err
 	}
-	return runHooks(c, trace, "createRuntime", createRuntimeHooks, "creating", initPid)
+	return runHooks(c, trace, "createRuntime", c.hookSet().CreateRuntime, "creating", initPid)
 }
 
 // holdNetns opens the network namespace of process pid and returns the path

@@ -161,10 +161,9 @@ func sysctlPlan(c *Config) []string {
 	return cmds
 }
 
-// runHooks runs c's hooks of one list with the state at this point, if the
-// bundle has any.
-func runHooks(c *Config, trace func(string), which string, list func(*hooks.Set) []hooks.Hook, status string, pid int) error {
-	if c.Hooks == nil || len(list(c.Hooks)) == 0 {
+// runHooks runs one list of c's hooks with the state at this point.
+func runHooks(c *Config, trace func(string), which string, list []hooks.Hook, status string, pid int) error {
+	if len(list) == 0 {
 		return nil
 	}
 	trace("hooks-" + which)
@@ -173,17 +172,19 @@ func runHooks(c *Config, trace func(string), which string, list func(*hooks.Set)
 		st = *c.HookState
 		st.Status, st.Pid = status, pid
 	}
-	return hooks.Run(which, list(c.Hooks), st)
+	return hooks.Run(which, list, st)
+}
+
+// hookSet is the bundle's hooks, none when it has none.
+func (c *Config) hookSet() hooks.Set {
+	if c.Hooks == nil {
+		return hooks.Set{}
+	}
+	return *c.Hooks
 }
 
 // createHooks: the hooks that run before init's pivot_root.
 func (c *Config) createHooks() bool {
-	h := c.Hooks
-	return h != nil && len(h.Prestart)+len(h.CreateRuntime)+len(h.CreateContainer) > 0
+	h := c.hookSet()
+	return len(h.Prestart)+len(h.CreateRuntime)+len(h.CreateContainer) > 0
 }
-
-func prestartHooks(h *hooks.Set) []hooks.Hook        { return h.Prestart }
-func createRuntimeHooks(h *hooks.Set) []hooks.Hook   { return h.CreateRuntime }
-func createContainerHooks(h *hooks.Set) []hooks.Hook { return h.CreateContainer }
-func startContainerHooks(h *hooks.Set) []hooks.Hook  { return h.StartContainer }
-func poststartHooks(h *hooks.Set) []hooks.Hook       { return h.Poststart }

@@ -465,7 +465,7 @@ func (r *runner) startCommand() error {
 	}
 	// A poststart hook that fails is logged, and the container runs on
 	// (runtime-spec).
-	if err := runHooks(r.cfg, r.trace, "poststart", poststartHooks, "running", r.h.initPid); err != nil {
+	if err := runHooks(r.cfg, r.trace, "poststart", r.cfg.hookSet().Poststart, "running", r.h.initPid); err != nil {
 		r.log.Warn(err.Error())
 	}
 	if r.startConn >= 0 {
