@@ -265,7 +265,7 @@ func (c *OciRunCmd) run(o *ociFlags, g *Globals, log *slog.Logger) error {
 		return err
 	}
 	if !c.Keep && cont != nil {
-		runPoststop(cont.Record(), os.Getuid(), log) // removed at its exit: deleted
+		runPoststop(cont.Record(), true, log) // removed at its exit: deleted
 	}
 	return exitWith(code)
 }
@@ -273,12 +273,12 @@ func (c *OciRunCmd) run(o *ociFlags, g *Globals, log *slog.Logger) error {
 // runPoststop runs a deleted container's poststop hooks; one that fails is
 // logged (runtime-spec). Never as another user: root deleting a user's
 // container (Slurm's cleanup) would run that user's programs as root.
-func runPoststop(r state.Record, owner int, log *slog.Logger) {
+func runPoststop(r state.Record, mine bool, log *slog.Logger) {
 	if len(r.Poststop) == 0 {
 		return
 	}
-	if owner != os.Getuid() {
-		log.Warn(fmt.Sprintf("poststop hooks of %q not run: they are uid %d's, this is uid %d", r.Name, owner, os.Getuid()))
+	if !mine {
+		log.Warn(fmt.Sprintf("poststop hooks of %q not run: the container is another user's, this is uid %d", r.Name, os.Getuid()))
 		return
 	}
 	st := hooks.State{OCIVersion: specs.Version, ID: r.Name, Status: "stopped", Bundle: r.Bundle, Annotations: r.Annotations}
@@ -536,14 +536,15 @@ func (c *OciDeleteCmd) Run(o *ociFlags, log *slog.Logger) error {
 	if info.Running && !c.Force {
 		return o.fail(fmt.Errorf("cannot delete container %q that is not stopped: running (use -f)", c.ID))
 	}
-	owner := -1 // the record's, read before it is gone
-	if st, err := os.Stat(info.Dir); err == nil {
-		owner = int(st.Sys().(*syscall.Stat_t).Uid)
+	mine := false // whose hooks they are, read before the record is gone
+	if len(info.Poststop) > 0 {
+		st, err := os.Stat(info.Dir)
+		mine = err == nil && ownedByMe(st)
 	}
 	if err := removeContainer(dir, info, true); err != nil {
 		return o.fail(err)
 	}
-	runPoststop(info.Record, owner, log)
+	runPoststop(info.Record, mine, log)
 	return nil
 }
 
