@@ -214,16 +214,7 @@ func TestOciDetachedStateKillDelete(t *testing.T) {
 	}
 	// kill -a reaches every process of the container, without cgroups.
 	s.must("oci", "--root", root, "kill", "-a", "bg", "KILL")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if st, _ := s.ociState("bg"); st.Status == "stopped" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("kill -a: still running")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	s.waitStopped("bg")
 	for _, p := range pids {
 		if alive(p) {
 			t.Errorf("PID %d survived kill -a", p)
