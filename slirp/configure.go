@@ -20,7 +20,10 @@ func Configure(n *Network, netnsPath string) error {
 		return fmt.Errorf("open %s: %w", netnsPath, err)
 	}
 	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
+	// NETLINK_ROUTE only: with no family named, the handle opens XFRM and
+	// netfilter sockets too, which kernels without those modules loaded
+	// (Debian's cloud kernel) refuse with EPROTONOSUPPORT.
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("netlink in %s: %w", netnsPath, err)
 	}
