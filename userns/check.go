@@ -84,9 +84,7 @@ func orErr(detail string, err error) string {
 }
 
 func checkKernel() CheckResult {
-	var u unix.Utsname
-	unix.Uname(&u)
-	rel := unix.ByteSliceToString(u.Release[:])
+	rel := kernelRelease()
 	var major, minor int
 	fmt.Sscanf(rel, "%d.%d", &major, &minor)
 	ok := major > 5 || (major == 5 && minor >= 6)

@@ -48,7 +48,14 @@ func holderMain() error {
 	if err := dropCarriedCaps(); err != nil {
 		return ch.fail(125, err)
 	}
-	if hc.Time {
+	cloneflags := hc.Cloneflags
+	switch {
+	case hc.Time && hc.Offsets == (TimeOffsets{}):
+		// No offsets to write first: init's clone makes the namespace
+		// (clone3). After unshare(CLONE_NEWTIME), Linux 6.1 and older
+		// refuse the CLONE_VM clone Go starts every child with (EINVAL).
+		cloneflags |= unix.CLONE_NEWTIME
+	case hc.Time:
 		if err := unshareTime(hc.Offsets); err != nil {
 			return ch.fail(125, err)
 		}
@@ -68,7 +75,7 @@ func holderMain() error {
 		Stderr:     os.Stderr,
 		ExtraFiles: []*os.File{initChannel},
 		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags: hc.Cloneflags,
+			Cloneflags: cloneflags,
 			// A session of its own: no controlling terminal, so neither
 			// TIOCSTI nor the caller's job control reaches the container.
 			Setsid:    true,
@@ -76,7 +83,10 @@ func holderMain() error {
 		},
 	}
 	if err := cmd.Start(); err != nil {
-		return ch.fail(125, fmt.Errorf("start init with namespaces %s: %w", CloneflagString(hc.Cloneflags), err))
+		if errors.Is(err, unix.EINVAL) && cloneflags&unix.CLONE_NEWTIME == 0 && hc.Time {
+			return ch.fail(125, fmt.Errorf("--time-offset: this kernel (%s) cannot start a process from a Go program in a time namespace made with offsets (it refuses a vfork after unshare(CLONE_NEWTIME), as Linux 6.1 does; later kernels allow it)", kernelRelease()))
+		}
+		return ch.fail(125, fmt.Errorf("start init with namespaces %s: %w", CloneflagString(cloneflags), err))
 	}
 	initChannel.Close()
 	unix.Close(initExeFD)
@@ -274,4 +284,13 @@ func CloneflagString(f uintptr) string {
 		}
 	}
 	return s
+}
+
+// kernelRelease is uname -r.
+func kernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "unknown"
+	}
+	return unix.ByteSliceToString(u.Release[:])
 }
