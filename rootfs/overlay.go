@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -55,12 +56,12 @@ func mountOverlay(root string, o Overlay) error {
 			return fmt.Errorf("--overlay: %q: overlayfs cannot take a path with ',', ':' or '\\\\'", p)
 		}
 	}
-	data := "lowerdir=" + strings.Join(lower, ":") + ",upperdir=" + upper + ",workdir=" + work + ",userxattr"
+	data := overlayData(lower, upper, work)
 	var err error
 	if len(data) < maxMountData {
 		err = mount("overlay", root, "", "overlay", 0, data)
-	} else {
-		err = mountOverlayLayers(root, lower, upper, work)
+	} else if err = mountOverlayLayers(root, lower, upper, work); errors.Is(err, errNoLowerdirPlus) {
+		err = mountOverlayByFD(root, lower, upper, work)
 	}
 	if err != nil {
 		return fmt.Errorf("%w (overlayfs in a user namespace needs Linux 5.11 or later, and an upper layer on a filesystem with user xattrs: tmpfs since Linux 6.6; isobox has no fuse-overlayfs fallback)", err)
@@ -75,6 +76,36 @@ const maxMountData = 4096
 // MaxLayers is overlayfs's limit on lower layers (FILESYSTEM_MAX_STACK_DEPTH
 // aside, OVL_MAX_STACK in fs/overlayfs).
 const MaxLayers = 500
+
+func overlayData(lower []string, upper, work string) string {
+	return "lowerdir=" + strings.Join(lower, ":") + ",upperdir=" + upper + ",workdir=" + work + ",userxattr"
+}
+
+// errNoLowerdirPlus: the kernel is older than Linux 6.8.
+var errNoLowerdirPlus = errors.New(`this kernel has no "lowerdir+" (Linux 6.8+)`)
+
+// mountOverlayByFD is the way before Linux 6.8 for layers whose paths
+// exceed a page: each layer named by a descriptor of this process,
+// /proc/self/fd/N, 17 bytes whatever the store's path (about 200 layers in
+// a page; containers/storage makes short symlinks in its store for the same
+// reason). overlayfs resolves them when it mounts, and keeps no reference
+// to the descriptors.
+func mountOverlayByFD(root string, lower []string, upper, work string) error {
+	short := make([]string, 0, len(lower))
+	for _, l := range lower {
+		fd, err := unix.Open(l, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return &os.PathError{Op: "open", Path: l, Err: err}
+		}
+		defer unix.Close(fd)
+		short = append(short, "/proc/self/fd/"+strconv.Itoa(fd))
+	}
+	data := overlayData(short, upper, work)
+	if len(data) >= maxMountData {
+		return fmt.Errorf("overlay of %d layers: more than one page of mount options even by descriptor, and %w", len(lower), errNoLowerdirPlus)
+	}
+	return mount("overlay", root, "", "overlay", 0, data)
+}
 
 // mountOverlayLayers mounts overlayfs with the new mount API, one
 // "lowerdir+" call a layer (Linux 6.8+), so the number of layers is bounded
@@ -91,7 +122,7 @@ func mountOverlayLayers(root string, lower []string, upper, work string) error {
 	set := func(key, val string) error {
 		if err := unix.FsconfigSetString(fsfd, key, val); err != nil {
 			if errors.Is(err, unix.EINVAL) && key == "lowerdir+" {
-				return fmt.Errorf("overlay of %d layers: their paths exceed one page of mount options and this kernel has no \"lowerdir+\" (Linux 6.8+): %w", len(lower), err)
+				return errNoLowerdirPlus
 			}
 			return &os.PathError{Op: "fsconfig " + key, Path: val, Err: err}
 		}
