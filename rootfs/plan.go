@@ -98,6 +98,12 @@ var steps = []step{
 		explain: func(s Spec) []string {
 			return []string{"mount -t sysfs -o ro,nosuid,nodev,noexec sysfs " + s.Root + "/sys"}
 		}},
+	{key: "cgroup", comment: "the container's own cgroup as /sys/fs/cgroup, read-only: its cgroup namespace shows it as the root",
+		applies: func(s Spec) bool { return s.Cgroup },
+		run:     withRoot(mountCgroup),
+		explain: func(s Spec) []string {
+			return []string{"mount -t cgroup2 -o ro,nosuid,nodev,noexec cgroup2 " + s.Root + "/sys/fs/cgroup"}
+		}},
 	// Before the volumes: a volume under /tmp or /run (Slurm's batch
 	// steps bind files onto /tmp/slurm/...) goes on top of the tmpfs, its
 	// mount point made there, not hidden under it.

@@ -39,6 +39,9 @@ type Spec struct {
 	// RootPropagation is set on the new / after pivot_root (an OCI
 	// bundle's rootfsPropagation: MS_SHARED, MS_SLAVE... with MS_REC).
 	RootPropagation uintptr
+	// Cgroup mounts cgroup2 read-only at /sys/fs/cgroup: the container has
+	// a cgroup of its own (limits), and a cgroup namespace rooted there.
+	Cgroup bool
 	// Trace, when set, is told each step's key as it begins (the debug
 	// log that `run --explain` is checked against).
 	Trace func(key string) `json:"-"`
@@ -167,6 +170,24 @@ func mountProc(r *root, _ Spec) error {
 		return r.mountAt("/proc", true, "/proc", "", unix.MS_BIND|unix.MS_REC, "")
 	}
 	return err
+}
+
+// mountCgroup mounts the cgroup namespace's view of cgroup v2: the
+// container's own cgroup and nothing above it.
+func mountCgroup(r *root, _ Spec) error {
+	const flags = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_RDONLY
+	err := r.mountAt("/sys/fs/cgroup", true, "cgroup2", "cgroup2", flags, "")
+	if !errors.Is(err, unix.EBUSY) {
+		return err
+	}
+	// With the host's /sys bound (no network namespace of its own), the
+	// mount point is the root of the host's cgroup2 mount, and the kernel
+	// refuses a mount of the same superblock on a mount's own root: put a
+	// small tmpfs between them (its own locked copy cannot be unmounted).
+	if err := r.mountAt("/sys/fs/cgroup", true, "tmpfs", "tmpfs", flags&^unix.MS_RDONLY, "size=4k,mode=755"); err != nil {
+		return err
+	}
+	return r.mountAt("/sys/fs/cgroup", true, "cgroup2", "cgroup2", flags, "")
 }
 
 func mountSys(r *root, _ Spec) error {

@@ -91,6 +91,18 @@ func TestBadInputGetsOneLineExit125AndChangesNothing(t *testing.T) {
 		{"unknown map mode", []string{"run", "--map", "bogus", root, "true"}},
 		{"relative workdir", []string{"run", "-w", "tmp", root, "true"}},
 		{"host loopback without a user-mode network", []string{"run", "--net", "none", "--allow-host-loopback", root, "true"}},
+		// This host's controllers are in cgroup v1: every limit is refused
+		// here before anything starts (the VM lane applies them).
+		{"memory limit without a delegated cgroup v2", []string{"run", "--memory", "64m", root, "true"}},
+		{"pids limit without a delegated cgroup v2", []string{"run", "-d", "--pids-limit", "10", root, "true"}},
+		{"memory size unreadable", []string{"run", "--memory", "12x", root, "true"}},
+		{"memory below podman's minimum", []string{"run", "--memory", "1m", root, "true"}},
+		{"memory-swap below memory", []string{"run", "--memory", "64m", "--memory-swap", "32m", root, "true"}},
+		{"memory reservation above the limit", []string{"run", "--memory", "64m", "--memory-reservation", "128m", root, "true"}},
+		{"cpus zero", []string{"run", "--cpus", "0", root, "true"}},
+		{"cpu shares out of range", []string{"run", "--cpu-shares", "1", root, "true"}},
+		{"pids limit below -1", []string{"run", "--pids-limit", "-5", root, "true"}},
+		{"blkio weight out of range", []string{"run", "--blkio-weight", "5", root, "true"}},
 		{"busybox dir is a file", []string{"rootfs", "busybox", file}},
 		{"busybox binary missing", []string{"rootfs", "busybox", "--busybox", "/no/busybox", filepath.Join(root, "new")}},
 	} {

@@ -16,6 +16,7 @@ import (
 	"github.com/isobox/isobox/idmap"
 	"github.com/isobox/isobox/rootfs"
 	"github.com/isobox/isobox/slirp"
+	"github.com/isobox/isobox/userns/cgroups"
 )
 
 // CheckResult is one line of `isobox check`.
@@ -191,37 +192,22 @@ func checkPasta() CheckResult {
 }
 
 func checkCgroup() CheckResult {
-	r := CheckResult{Name: "cgroup v2 delegation", Fix: "cgroup limits need cgroup v2 with controllers delegated to the user (systemd: Delegate=yes in user@.service)"}
-	var st unix.Statfs_t
-	mountPoint := "/sys/fs/cgroup"
-	if err := unix.Statfs(mountPoint, &st); err != nil || st.Type != unix.CGROUP2_SUPER_MAGIC {
-		mountPoint = "/sys/fs/cgroup/unified"
-		if err := unix.Statfs(mountPoint, &st); err != nil || st.Type != unix.CGROUP2_SUPER_MAGIC {
-			r.Detail = "no cgroup v2 hierarchy"
-			return r
-		}
-		r.Detail = "hybrid v1/v2; "
-	}
-	b, _ := os.ReadFile("/proc/self/cgroup")
-	own := ""
-	for _, l := range strings.Split(string(b), "\n") {
-		if p, ok := strings.CutPrefix(l, "0::"); ok {
-			own = p
-		}
-	}
-	dir := filepath.Join(mountPoint, own)
-	ctrl, _ := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
-	if unix.Access(dir, unix.W_OK) != nil {
-		r.Detail += fmt.Sprintf("%s is not writable by you: no controllers delegated", dir)
+	r := CheckResult{Name: "cgroup v2 delegation", Fix: "resource limits (--memory, --cpus, --pids-limit) need it: " + cgroups.DelegateHint}
+	base, err := cgroups.Base()
+	if err != nil {
+		r.Detail = err.Error()
 		return r
 	}
-	c := strings.TrimSpace(string(ctrl))
-	if c == "" {
-		r.Detail += "no controllers delegated in " + dir
+	have, err := cgroups.Available(base)
+	if err != nil {
+		r.Detail = err.Error()
 		return r
 	}
 	r.OK = true
-	r.Detail += "delegated: " + c
+	r.Detail = base + " is yours; controllers: " + strings.Join(have, " ")
+	if len(have) == 0 {
+		r.OK, r.Detail = false, "no controllers delegated to "+base
+	}
 	return r
 }
 

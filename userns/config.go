@@ -125,6 +125,9 @@ type Config struct {
 	ReadonlyPaths []string `json:"readonlyPaths,omitempty"`
 	// Devices are bound from the host (linux.devices).
 	Devices []rootfs.Device `json:"devices,omitempty"`
+	// Cgroup: the container was cloned into a cgroup of its own (Run sets
+	// it); init shows it at /sys/fs/cgroup.
+	Cgroup bool `json:"cgroup,omitempty"`
 	// RootPropagation is set on the container's / (linux.rootfsPropagation).
 	RootPropagation uintptr `json:"rootPropagation,omitempty"`
 	// Files are shown at their paths in the container (/etc/hosts and

@@ -10,6 +10,7 @@ import (
 
 	"github.com/isobox/isobox/idmap"
 	"github.com/isobox/isobox/slirp"
+	"github.com/isobox/isobox/userns/cgroups"
 	"github.com/isobox/isobox/userns/state"
 )
 
@@ -28,7 +29,13 @@ type Options struct {
 	AllowHostLoopback bool
 	// Publish are the ports to forward from the host (--net slirp only).
 	Publish []slirp.Publish
-	Logger  *slog.Logger `json:"-"`
+	// Limits are the container's cgroup v2 limits. Set, a host where they
+	// cannot be applied refuses the start, unless LimitsBestEffort (an OCI
+	// bundle's linux.resources, which runc --rootless ignores without a
+	// delegated cgroup): then they are dropped with one warning.
+	Limits           cgroups.Limits `json:"limits,omitzero"`
+	LimitsBestEffort bool           `json:"limitsBestEffort,omitempty"`
+	Logger           *slog.Logger   `json:"-"`
 	// Record is the container's record, or nil for none. Run fills in PID 1
 	// and the exit status, listens on its exec socket, and removes it when
 	// the command never started (nothing is left of a failed start) or

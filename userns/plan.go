@@ -12,6 +12,7 @@ import (
 	"github.com/isobox/isobox/idmap"
 	"github.com/isobox/isobox/rootfs"
 	"github.com/isobox/isobox/slirp"
+	"github.com/isobox/isobox/userns/cgroups"
 )
 
 // launch is what Run decides before it starts anything: the mapping, the
@@ -154,6 +155,11 @@ func Explain(o Options) ([]PlanStep, error) {
 		}
 		return strings.Join(b, " ")
 	}
+	if !o.Limits.IsZero() {
+		add("parent", "cgroup", "a cgroup of the container's own under yours (a delegated cgroup v2), its limits written before its first process is cloned into it (clone3 CLONE_INTO_CGROUP)",
+			o.Limits.Commands("$CGROUP/"+cgroups.Prefix+"ID")...)
+		c.Cgroup = true
+	}
 	if lp.direct {
 		add("parent", "clone", "one clone makes every namespace, the user namespace first, so that it owns the others; isobox:init is its PID 1 ($PID on the host)",
 			"unshare --user "+nsFlags(lp.flags)+" --fork --kill-child isobox:init")
@@ -263,7 +269,7 @@ func rootfsSpec(c *Config) rootfs.Spec {
 		Root: c.Rootfs, TTYGroup: c.TTYGroup, Files: c.Files,
 		Mounts: c.Mounts, Readonly: c.Readonly, Overlay: c.Overlay,
 		MaskedPaths: c.MaskedPaths, ReadonlyPaths: c.ReadonlyPaths, RootPropagation: c.RootPropagation,
-		Devices: c.Devices,
+		Devices: c.Devices, Cgroup: c.Cgroup,
 	}
 }
 

@@ -16,10 +16,11 @@ import (
 
 // recordStarted notes PID 1 in the record, with what tells it apart from a
 // later process given the same PID.
-func recordStarted(c *state.Container, pid int, start uint64, net Net) error {
+func recordStarted(c *state.Container, pid int, start uint64, net Net, cgroup string) error {
 	boot := state.BootID()
 	return c.Update(func(r *state.Record) {
 		r.PID, r.PIDStart, r.BootID, r.Started = pid, start, boot, time.Now()
+		r.Cgroup = cgroup
 		r.Net = string(net)
 		r.AwaitingStart = false
 	})
@@ -29,7 +30,7 @@ func recordStarted(c *state.Container, pid int, start uint64, net Net) error {
 // behind; a container that ran keeps its record with the exit status,
 // unless it had --rm. The lock is left to this process's exit: the record
 // reads as running until the runner is really gone.
-func settleRecord(c *state.Container, started bool, code int, err error, log *slog.Logger) {
+func settleRecord(c *state.Container, started bool, code int, err error, oomKilled bool, log *slog.Logger) {
 	if !started || c.Record().AutoRemove {
 		if rerr := c.Remove(); rerr != nil {
 			log.Warn(rerr.Error())
@@ -38,6 +39,7 @@ func settleRecord(c *state.Container, started bool, code int, err error, log *sl
 	}
 	uerr := c.Update(func(r *state.Record) {
 		r.Finished = time.Now()
+		r.OOMKilled = oomKilled
 		if err == nil {
 			r.ExitCode = &code
 		}

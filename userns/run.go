@@ -18,6 +18,7 @@ import (
 
 	"github.com/isobox/isobox/idmap"
 	"github.com/isobox/isobox/slirp"
+	"github.com/isobox/isobox/userns/cgroups"
 	"github.com/isobox/isobox/userns/state"
 )
 
@@ -35,6 +36,7 @@ func Run(o Options) (code int, err error) {
 	}
 	defer func() { r.teardown(code, err) }()
 	for _, step := range []func() error{
+		r.makeCgroup,      // the container's cgroup and its limits, where there can be one
 		r.prepare,         // the network's driver, the terminal, init's channel, the record
 		r.clone,           // init (or the holder) in its new namespaces
 		r.mapAndConfigure, // the id maps, init's config, the holder's init
@@ -59,6 +61,9 @@ type runner struct {
 	log   *slog.Logger
 	trace func(key string)
 	stdio [3]*os.File
+
+	// makeCgroup
+	cg *cgroups.Cgroup // nil: the container stays in the caller's cgroup
 
 	// prepare
 	netLog   io.Writer
@@ -117,6 +122,42 @@ func newRunner(o Options) (*runner, error) {
 		}
 	}
 	return r, nil
+}
+
+// makeCgroup gives the container a cgroup of its own, with its limits,
+// before anything else is made: limits that cannot be applied end the
+// start with nothing left (an OCI bundle's are dropped with a warning).
+func (r *runner) makeCgroup() error {
+	l := r.o.Limits
+	required := !l.IsZero() && !r.o.LimitsBestEffort
+	cg, err := cgroups.Create(l, required)
+	if err != nil && !required {
+		r.log.Warn("resource limits ignored: " + err.Error())
+		cg, err = cgroups.Create(cgroups.Limits{}, false)
+	}
+	if err != nil {
+		return setupError(err)
+	}
+	if r.cg = cg; cg != nil {
+		r.cfg.Cgroup = true
+		r.log.Debug("cgroup", "path", cg.Path)
+	}
+	return nil
+}
+
+func (r *runner) cgroupPath() string {
+	if r.cg == nil {
+		return ""
+	}
+	return r.cg.Path
+}
+
+// cgroupFD is the container cgroup's descriptor for the clone, or -1.
+func (r *runner) cgroupFD() int {
+	if r.cg == nil {
+		return -1
+	}
+	return r.cg.FD()
 }
 
 // prepare starts what needs no namespace yet: the network driver's own
@@ -195,10 +236,10 @@ func (r *runner) clone() error {
 	var err error
 	if r.lp.direct {
 		r.trace("clone")
-		r.h, err = startInit(r.lp.directPath, r.lp.flags, r.stdio, r.initKid)
+		r.h, err = startInit(r.lp.directPath, r.lp.flags, r.stdio, r.cgroupFD(), r.initKid)
 	} else {
 		r.trace("clone-holder")
-		r.h, err = startHolder(stageHolder, []string{}, r.stdio, r.initKid)
+		r.h, err = startHolder(stageHolder, []string{}, r.stdio, r.cgroupFD(), r.initKid)
 	}
 	r.initKid.Close()
 	r.spawned <- err == nil
@@ -459,7 +500,7 @@ func (r *runner) startCommand() error {
 	r.log.Debug("command started", "kind", m.Kind)
 	r.started = true
 	if r.record != nil {
-		if err := recordStarted(r.record, r.h.initPid, r.initStart, r.cfg.Net); err != nil {
+		if err := recordStarted(r.record, r.h.initPid, r.initStart, r.cfg.Net, r.cgroupPath()); err != nil {
 			r.log.Warn(err.Error())
 		}
 	}
@@ -525,6 +566,13 @@ func (r *runner) teardown(code int, err error) {
 	if r.h != nil {
 		r.h.kill()
 	}
+	oom := false
+	if r.cg != nil {
+		oom = r.cg.OOMKilled()
+		if err := r.cg.Remove(); err != nil {
+			r.log.Debug(err.Error())
+		}
+	}
 	if r.sigc != nil {
 		signal.Stop(r.sigc)
 	}
@@ -538,6 +586,6 @@ func (r *runner) teardown(code int, err error) {
 		r.initCh.Close()
 	}
 	if r.record != nil {
-		settleRecord(r.record, r.started || r.created, code, err, r.log)
+		settleRecord(r.record, r.started || r.created, code, err, oom, r.log)
 	}
 }

@@ -31,10 +31,11 @@ type holder struct {
 func stdStreams() [3]*os.File { return [3]*os.File{os.Stdin, os.Stdout, os.Stderr} }
 
 // startHolder starts stage in a new user and mount namespace, with stdio as
-// its (and the container's) standard streams. The thread
+// its (and the container's) standard streams, in the cgroup whose
+// directory cgroup is open on (-1: the caller's). The thread
 // that forks it stays locked and alive until the holder is reaped: the
 // holder's parent-death signal fires when that thread exits.
-func startHolder(stage string, env []string, stdio [3]*os.File, extra ...*os.File) (*holder, error) {
+func startHolder(stage string, env []string, stdio [3]*os.File, cgroup int, extra ...*os.File) (*holder, error) {
 	parentEnd, childEnd, err := channelPair("holder")
 	if err != nil {
 		return nil, err
@@ -45,7 +46,7 @@ func startHolder(stage string, env []string, stdio [3]*os.File, extra ...*os.Fil
 	// The holder is the container's ancestor: a session of its own keeps
 	// the caller's terminal out of reach (TIOCSTI).
 	setsid := stage == stageHolder
-	if err := h.start(selfExe, stage, env, flags, setsid, stdio, append([]*os.File{childEnd}, extra...)); err != nil {
+	if err := h.start(selfExe, stage, env, flags, setsid, stdio, cgroup, append([]*os.File{childEnd}, extra...)); err != nil {
 		parentEnd.Close()
 		return nil, err
 	}
@@ -57,16 +58,16 @@ func startHolder(stage string, env []string, stdio [3]*os.File, extra ...*os.Fil
 // holder (see Run). exe must name this binary in init's new mount
 // namespace (directExe); channel becomes init's fd 3. The holder's other
 // fields stay empty: h.ch is nil, and h.initPid is the child itself.
-func startInit(exe string, flags uintptr, stdio [3]*os.File, channel *os.File) (*holder, error) {
+func startInit(exe string, flags uintptr, stdio [3]*os.File, cgroup int, channel *os.File) (*holder, error) {
 	h := &holder{}
-	if err := h.start(exe, stageInit, []string{}, unix.CLONE_NEWUSER|flags, true, stdio, []*os.File{channel}); err != nil {
+	if err := h.start(exe, stageInit, []string{}, unix.CLONE_NEWUSER|flags, true, stdio, cgroup, []*os.File{channel}); err != nil {
 		return nil, err
 	}
 	h.initPid = h.cmd.Process.Pid
 	return h, nil
 }
 
-func (h *holder) start(path, stage string, env []string, flags uintptr, setsid bool, stdio [3]*os.File, files []*os.File) error {
+func (h *holder) start(path, stage string, env []string, flags uintptr, setsid bool, stdio [3]*os.File, cgroup int, files []*os.File) error {
 	h.done = make(chan struct{})
 	h.cmd = &exec.Cmd{
 		Path:       path,
@@ -87,6 +88,11 @@ func (h *holder) start(path, stage string, env []string, flags uintptr, setsid b
 			// second time. It clears them first thing (dropCarriedCaps).
 			AmbientCaps: boundingCaps(),
 		},
+	}
+	if cgroup >= 0 {
+		// clone3's CLONE_INTO_CGROUP: born in the container's cgroup, under
+		// its limits from the first instruction, and never in the caller's.
+		h.cmd.SysProcAttr.UseCgroupFD, h.cmd.SysProcAttr.CgroupFD = true, cgroup
 	}
 	started := make(chan error, 1)
 	go func() {

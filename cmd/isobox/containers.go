@@ -15,6 +15,7 @@ import (
 
 	"github.com/isobox/isobox/cmd/internal/cmdline"
 	"github.com/isobox/isobox/userns"
+	"github.com/isobox/isobox/userns/cgroups"
 	"github.com/isobox/isobox/userns/state"
 )
 
@@ -70,6 +71,9 @@ type psEntry struct {
 	Image    string     `json:"image,omitempty"`
 	ImageID  string     `json:"imageId,omitempty"`
 	Created  time.Time  `json:"created"`
+	// Limits print as podman's flags in a template ({{.Limits}}).
+	Limits    cgroups.Limits `json:"limits,omitzero"`
+	OOMKilled bool           `json:"oomKilled,omitempty"`
 }
 
 // listAll reads every record of the caller's.
@@ -108,7 +112,11 @@ func (p *PsCmd) Run() error {
 			continue
 		}
 		e := psEntry{Name: i.Name, Status: i.Status(), ExitCode: i.ExitCode, Command: i.Command,
-			Ports: i.Ports, Net: i.Net, Rootfs: i.Rootfs, Image: i.Image, ImageID: i.ImageID, Created: i.Created}
+			Ports: i.Ports, Net: i.Net, Rootfs: i.Rootfs, Image: i.Image, ImageID: i.ImageID, Created: i.Created,
+			OOMKilled: i.OOMKilled}
+		if i.Config != nil && i.Config.Limits != nil {
+			e.Limits = *i.Config.Limits
+		}
 		if e.Ports == nil {
 			e.Ports = []string{}
 		}
@@ -437,6 +445,9 @@ func removeContainer(dir *state.Dir, info state.Info, force bool) error {
 	}
 	if err := dir.Delete(info.Name); err != nil && !errors.Is(err, state.ErrNoSuch) {
 		return err
+	}
+	if info.Cgroup != "" {
+		cgroups.Sweep() // its runner, killed, could not remove it
 	}
 	return nil
 }

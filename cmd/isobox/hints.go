@@ -6,6 +6,7 @@ import (
 	"github.com/isobox/isobox/idmap"
 	"github.com/isobox/isobox/rootfs"
 	"github.com/isobox/isobox/slirp"
+	"github.com/isobox/isobox/userns/cgroups"
 )
 
 // hintFor returns the fix for failures with a known host cause.
@@ -29,6 +30,8 @@ func hintFor(err error) string {
 		return "make build puts bin/isobox-gvisor next to bin/isobox; install both together, or use --net slirp"
 	case errors.Is(err, slirp.ErrToolMissing):
 		return "sudo apt-get install iproute2 util-linux (the driver runs nsenter and ip on the host)"
+	case errors.Is(err, cgroups.ErrNotDelegated):
+		return cgroups.DelegateHint
 	case errors.Is(err, rootfs.ErrBusyBoxNotFound):
 		return "install a static busybox: sudo apt-get install busybox-static (or pass --busybox PATH)"
 	}

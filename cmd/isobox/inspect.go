@@ -43,8 +43,11 @@ type inspectState struct {
 	StartedAt time.Time `json:"startedAt,omitzero"`
 	EndedAt   time.Time `json:"finishedAt,omitzero"`
 	ExitCode  *int      `json:"exitCode"`
-	NoInit    bool      `json:"noInit,omitempty"`
-	Detached  bool      `json:"detached,omitempty"`
+	// OOMKilled: the kernel's OOM killer acted in the container's cgroup.
+	OOMKilled bool   `json:"oomKilled"`
+	Cgroup    string `json:"cgroup,omitempty"`
+	NoInit    bool   `json:"noInit,omitempty"`
+	Detached  bool   `json:"detached,omitempty"`
 }
 
 // idMaps are the user namespace's maps, as the kernel has them.
@@ -86,7 +89,7 @@ func inspectOf(i state.Info) inspectEntry {
 		Name: i.Name, Created: i.Created, Command: i.Command, Rootfs: i.Rootfs, Image: i.Image, ImageID: i.ImageID,
 		Net: i.Net, Ports: orEmpty(i.Ports), Config: i.Config, Dir: i.Dir,
 		State: inspectState{Status: i.Status(), Running: i.Running, RunnerPid: i.RunnerPID, StartedAt: i.Started,
-			EndedAt: i.Finished, ExitCode: i.ExitCode, NoInit: i.NoInit, Detached: i.Detached},
+			EndedAt: i.Finished, ExitCode: i.ExitCode, OOMKilled: i.OOMKilled, Cgroup: i.Cgroup, NoInit: i.NoInit, Detached: i.Detached},
 	}
 	if i.Err != nil {
 		e.State.Status = "unknown"

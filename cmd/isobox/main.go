@@ -41,6 +41,7 @@ type cli struct {
 
 	Run        RunCmd        `cmd:"" help:"Run a command in a new rootless container, from a directory or an image."`
 	Ps         PsCmd         `cmd:"" help:"List your containers."`
+	Stats      StatsCmd      `cmd:"" help:"Show containers' CPU, memory, PIDs, network and block I/O (a delegated cgroup v2)."`
 	Exec       ExecCmd       `cmd:"" help:"Run a command in a running container."`
 	Stop       StopCmd       `cmd:"" help:"Stop containers: SIGTERM, then SIGKILL after a timeout."`
 	Kill       KillCmd       `cmd:"" help:"Send a signal to containers (SIGKILL by default; then waits until they are gone)."`

@@ -54,7 +54,7 @@ type ociFlags struct {
 	Log           string       `placeholder:"FILE" help:"Also append errors to FILE (as runc's --log)."`
 	LogFormat     string       `name:"log-format" enum:"text,json" default:"text" help:"text or json, for --log."`
 	Rootless      rootlessFlag `help:"runc's --rootless[=true|false|auto]: isobox is always rootless. With spec, write a rootless bundle."`
-	SystemdCgroup bool         `name:"systemd-cgroup" help:"Accepted for runc's callers: isobox manages no cgroup."`
+	SystemdCgroup bool         `name:"systemd-cgroup" help:"Accepted for runc's callers: isobox puts a container with limits in a child of your delegated cgroup v2 itself, never through systemd."`
 }
 
 // rootlessFlag is runc's --rootless: a flag alone (spec --rootless) or
@@ -695,7 +695,9 @@ func (c *OciFeaturesCmd) Run(o *ociFlags) error {
 		"linux": map[string]any{
 			"namespaces":   []string{"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"},
 			"capabilities": capNames(),
-			"cgroup":       map[string]bool{"v1": false, "v2": false, "systemd": false, "systemdUser": false},
+			// linux.resources go to a child of the caller's delegated cgroup v2
+			// (cgroupfs; linux.cgroupsPath is not used).
+			"cgroup": map[string]bool{"v1": false, "v2": true, "systemd": false, "systemdUser": false},
 			"seccomp": map[string]any{"enabled": true,
 				"actions":   []string{"SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP", "SCMP_ACT_LOG"},
 				"operators": []string{"SCMP_CMP_EQ", "SCMP_CMP_NE", "SCMP_CMP_MASKED_EQ", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_GT", "SCMP_CMP_GE"},

@@ -53,6 +53,7 @@ type RunCmd struct {
 	Platform    string      `placeholder:"OS/ARCH[/VARIANT]" help:"With an image to pull: the platform to take from an index."`
 	Explain     bool        `help:"Start nothing: print what isobox would do for these options, as a numbered script of the article's commands (unshare, newuidmap, mount, hostname, ip, pivot_root...)."`
 	JSON        bool        `name:"json" help:"With --explain: the plan as JSON."`
+	limitFlags
 
 	Rootfs  string   `predictor:"rootfs" arg:"" placeholder:"ROOTFS|IMAGE" help:"Root filesystem directory (an existing directory, or a path starting with /, ./, ../ or ~), or an image reference."`
 	Command []string `arg:"" optional:"" passthrough:"" placeholder:"COMMAND [ARG...]" help:"Command to run (default the image's, or /bin/sh)."`
@@ -161,7 +162,12 @@ func (r *RunCmd) Validate() error {
 	if r.Platform != "" && strings.Count(r.Platform, "/") < 1 {
 		return fmt.Errorf("--platform %q: want OS/ARCH[/VARIANT]", r.Platform)
 	}
+	limits, err := r.limitFlags.limits()
+	if err != nil {
+		return err
+	}
 	r.opts = userns.Options{
+		Limits: limits,
 		Config: userns.Config{
 			Hostname:    r.Hostname,
 			Net:         userns.Net(r.Net),
@@ -353,6 +359,9 @@ func (r *RunCmd) recordConfig() *state.Config {
 	}
 	if rc.Workdir == "" {
 		rc.Workdir = "/"
+	}
+	if l := r.opts.Limits; !l.IsZero() {
+		rc.Limits = &l
 	}
 	switch {
 	case r.sec.unconfined:

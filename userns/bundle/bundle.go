@@ -8,7 +8,10 @@
 // /sys, /dev, masks and read-only paths, a user namespace first) is not
 // translated; what a rootless runtime cannot do, or isobox does not do yet,
 // is refused with the field named, or ignored with one note (what `runc
-// --rootless` ignores: resources, AppArmor and SELinux labels).
+// --rootless` ignores: AppArmor and SELinux labels, the device cgroup).
+// linux.resources become cgroup limits, which the launcher applies where
+// the caller's cgroup v2 is delegated and drops with a warning elsewhere,
+// as runc --rootless does.
 package bundle
 
 import (
@@ -488,7 +491,9 @@ func (l *Launch) linux(lx *specs.Linux) error {
 		l.OwnSeccomp = true
 	}
 	if lx.Resources != nil {
-		l.note("linux.resources ignored: no cgroup limits are applied (as runc --rootless without a delegated cgroup)")
+		if err := l.resources(lx.Resources); err != nil {
+			return err
+		}
 	}
 	for i, d := range lx.Devices {
 		field := fmt.Sprintf("linux.devices[%d]", i)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/isobox/isobox/idmap"
 	"github.com/isobox/isobox/userns"
+	"github.com/isobox/isobox/userns/cgroups"
 )
 
 const rootless = `{
@@ -128,5 +129,33 @@ func TestTranslateCompilesTheBundlesOwnSeccompProfile(t *testing.T) {
 	l, err := Translate(s, "/b")
 	if err != nil || !l.OwnSeccomp || len(l.Options.Seccomp) == 0 {
 		t.Errorf("own profile: %v %v %d", err, l != nil && l.OwnSeccomp, len(l.Options.Seccomp))
+	}
+}
+
+func TestResourcesBecomeBestEffortLimits(t *testing.T) {
+	cfg := strings.Replace(rootless, `"resources": {"devices": [{"allow": false, "access": "rwm"}]}`,
+		`"resources": {"memory": {"limit": 67108864, "swap": -1}, "cpu": {"quota": 50000, "period": 100000, "shares": 512, "cpus": "0"},
+			"pids": {"limit": 32}, "blockIO": {"weight": 100}, "hugepageLimits": [{"pageSize": "2MB", "limit": 0}]}`, 1)
+	s, err := Parse([]byte(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := Translate(s, "/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := cgroups.Limits{Memory: 64 << 20, MemorySwap: -1, CPUQuota: 50000, CPUPeriod: 100000, CPUShares: 512, CpusetCpus: "0", PidsLimit: 32, BlkioWeight: 100}
+	if l.Options.Limits != want || !l.Options.LimitsBestEffort {
+		t.Errorf("limits %+v (best effort %v), want %+v", l.Options.Limits, l.Options.LimitsBestEffort, want)
+	}
+	if len(l.Notes) != 1 || !strings.Contains(l.Notes[0], "hugepageLimits") {
+		t.Errorf("notes: %v", l.Notes)
+	}
+	bad := strings.Replace(cfg, `"limit": 67108864`, `"limit": 1024`, 1)
+	if s, err = Parse([]byte(bad)); err == nil {
+		_, err = Translate(s, "/b")
+	}
+	if err == nil || !strings.Contains(err.Error(), "linux.resources") {
+		t.Errorf("a memory limit below the minimum: %v", err)
 	}
 }

@@ -122,6 +122,8 @@ func (c *Cgroup) FD() int { return int(c.dir.Fd()) }
 // limit asked), a host where none can be made gives nil and no error, and
 // nothing is moved; with limits, it is an error that names the reason and
 // leaves nothing behind.
+//
+// It sweeps first what killed runners left under the same base.
 func Create(l Limits, required bool) (*Cgroup, error) {
 	if err := l.Validate(); err != nil {
 		return nil, err
@@ -133,6 +135,7 @@ func Create(l Limits, required bool) (*Cgroup, error) {
 		}
 		return nil, err
 	}
+	sweep(base)
 	if err := enable(base, l.Controllers()); err != nil {
 		return nil, err
 	}
@@ -281,10 +284,12 @@ func (c *Cgroup) Remove() error {
 // holds and no process is in: those a runner killed with kill -9 left. It
 // is quiet: a host without delegation has nothing to sweep.
 func Sweep() {
-	base, err := Base()
-	if err != nil {
-		return
+	if base, err := Base(); err == nil {
+		sweep(base)
 	}
+}
+
+func sweep(base string) {
 	ents, err := os.ReadDir(base)
 	if err != nil {
 		return
@@ -308,6 +313,20 @@ func sweepOne(path string) {
 	if ev, err := keyValues(path + "/cgroup.events"); err == nil && ev["populated"] == 0 {
 		unix.Rmdir(path)
 	}
+}
+
+// Available lists the controllers delegated to base (its
+// cgroup.controllers), in the kernel's order.
+func Available(base string) ([]string, error) {
+	have, err := words(base + "/cgroup.controllers")
+	if err != nil {
+		return nil, err
+	}
+	l := strings.Fields(listOf(have))
+	if len(have) == 0 {
+		l = nil
+	}
+	return l, nil
 }
 
 // words reads a space-separated list file (cgroup.controllers) as a set.

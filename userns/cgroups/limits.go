@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -264,4 +265,18 @@ func FormatSize(n int64) string {
 		}
 	}
 	return strconv.FormatInt(n, 10)
+}
+
+// Commands are the shell commands that apply the limits to the cgroup
+// dir, for `run --explain`.
+func (l Limits) Commands(dir string) []string {
+	var out []string
+	if c := l.Controllers(); len(c) > 0 {
+		out = append(out, "echo '+"+strings.Join(c, " +")+"' > "+filepath.Dir(dir)+"/cgroup.subtree_control   # its processes moved to init/ first")
+	}
+	out = append(out, "mkdir "+dir)
+	for _, s := range l.settings(func(string) bool { return false }) {
+		out = append(out, "echo '"+s.value+"' > "+dir+"/"+s.file)
+	}
+	return out
 }

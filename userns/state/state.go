@@ -31,6 +31,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/isobox/isobox/userns/cgroups"
 	"github.com/isobox/isobox/userns/hooks"
 )
 
@@ -109,6 +110,12 @@ type Record struct {
 	Finished time.Time `json:"finished,omitzero"`
 	// ExitCode is set once the runner saw the container exit.
 	ExitCode *int `json:"exitCode,omitempty"`
+	// OOMKilled: the kernel's OOM killer killed a process of the container
+	// in its cgroup (memory.events), as inspect reports it.
+	OOMKilled bool `json:"oomKilled,omitempty"`
+	// Cgroup is the container's own cgroup v2 directory on the host, when
+	// it has one (a delegated host); its limits are in Config.
+	Cgroup string `json:"cgroup,omitempty"`
 	// Config is how the container was set up, for inspect.
 	Config *Config `json:"config,omitempty"`
 	// AwaitingStart: made by `oci create`, waiting for `oci start`.
@@ -135,6 +142,8 @@ type Config struct {
 	Seccomp     string      `json:"seccomp"` // default, unconfined or a profile's path
 	Map         string      `json:"map"`     // auto, full or single, as asked
 	TimeOffsets string      `json:"timeOffsets,omitempty"`
+	// Limits are the cgroup limits asked for (--memory, --cpus...).
+	Limits *cgroups.Limits `json:"limits,omitempty"`
 }
 
 // MountInfo is a volume or tmpfs mount.
