@@ -244,6 +244,14 @@ func parseVMResults(s string) (map[string]vmResult, error) {
 	return res, nil
 }
 
+// noCgroupsLeft: once the case ended, no isobox-* cgroup is left anywhere.
+func (r vmResult) noCgroupsLeft(t *testing.T) {
+	t.Helper()
+	if len(r.left) != 0 {
+		t.Errorf("cgroups left after the case: %v", r.left)
+	}
+}
+
 // vmImages is a docker save archive of two images on the test rootfs,
 // with 40 and 80 small layers: their overlay options fit in one page, and
 // do not.
@@ -502,9 +510,7 @@ func TestVMLimitsAreWrittenBeforeTheContainerRuns(t *testing.T) {
 	if !regexp.MustCompile(`ok\s+cgroup v2 delegation\s+/sys/fs/cgroup/case-limits is yours; controllers: cpuset cpu io memory`).MatchString(r.out) {
 		t.Errorf("isobox check does not report the delegation")
 	}
-	if len(r.left) != 0 {
-		t.Errorf("cgroups left after the container exited: %v", r.left)
-	}
+	r.noCgroupsLeft(t)
 }
 
 func TestVMCgroupNamespaceIsTheContainersOwnThroughTheHolder(t *testing.T) {
@@ -544,9 +550,7 @@ func TestVMMemoryHogIsOOMKilledInsideTheContainer(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^hog .* Exited \(137\)`).MatchString(r.out) {
 		t.Errorf("ps -a does not show hog exited 137")
 	}
-	if len(r.left) != 0 {
-		t.Errorf("cgroups left: %v", r.left)
-	}
+	r.noCgroupsLeft(t)
 }
 
 func TestVMForkBombIsContainedByPidsLimit(t *testing.T) {
@@ -561,9 +565,7 @@ func TestVMForkBombIsContainedByPidsLimit(t *testing.T) {
 	if !strings.Contains(r.out, "guest responsive: yes") || !strings.Contains(r.out, "rc=0") {
 		t.Errorf("the guest did not go on after the bomb, or rm -f failed")
 	}
-	if len(r.left) != 0 {
-		t.Errorf("cgroups left: %v", r.left)
-	}
+	r.noCgroupsLeft(t)
 }
 
 func TestVMLimitsWithoutDelegationAreRefusedInOneLine(t *testing.T) {
@@ -576,9 +578,7 @@ func TestVMLimitsWithoutDelegationAreRefusedInOneLine(t *testing.T) {
 	if !strings.Contains(r.out, "without limits, as before\nrc=0") {
 		t.Errorf("a start without limits must work as before")
 	}
-	if len(r.left) != 0 {
-		t.Errorf("cgroups made: %v", r.left)
-	}
+	r.noCgroupsLeft(t)
 }
 
 func TestVMMissingControllerIsNamed(t *testing.T) {
@@ -596,9 +596,7 @@ func TestVMValueTheKernelRefusesLeavesNothing(t *testing.T) {
 	if !strings.Contains(r.out, "cpuset.cpus") || !strings.Contains(r.out, "rc=125") || strings.Count(strings.TrimSpace(r.out), "\n") != 1 {
 		t.Errorf("want one line naming cpuset.cpus, then rc=125")
 	}
-	if len(r.left) != 0 {
-		t.Errorf("cgroups left: %v", r.left)
-	}
+	r.noCgroupsLeft(t)
 }
 
 func TestVMCgroupOfAKilledRunnerIsSweptByTheNextStart(t *testing.T) {
@@ -608,9 +606,7 @@ func TestVMCgroupOfAKilledRunnerIsSweptByTheNextStart(t *testing.T) {
 			t.Errorf("want %q", want)
 		}
 	}
-	if len(r.left) != 0 {
-		t.Errorf("cgroups left: %v", r.left)
-	}
+	r.noCgroupsLeft(t)
 }
 
 func TestVMOCIBundleResourcesAreApplied(t *testing.T) {
@@ -618,9 +614,7 @@ func TestVMOCIBundleResourcesAreApplied(t *testing.T) {
 	if !strings.Contains(r.out, "33554432\n20\n0::/\nrc=0") {
 		t.Errorf("want the bundle's memory and pids limits in the container's cgroup")
 	}
-	if len(r.left) != 0 {
-		t.Errorf("cgroups left: %v", r.left)
-	}
+	r.noCgroupsLeft(t)
 }
 
 func TestVMStatsReportTheCgroupsNumbers(t *testing.T) {
@@ -633,9 +627,7 @@ func TestVMStatsReportTheCgroupsNumbers(t *testing.T) {
 	if !strings.Contains(r.out, "rc=0") {
 		t.Errorf("rm -f failed")
 	}
-	if len(r.left) != 0 {
-		t.Errorf("cgroups left: %v", r.left)
-	}
+	r.noCgroupsLeft(t)
 }
 
 func TestVMKernel61RunsTheBasicsOverlaysExecAndManyLayers(t *testing.T) {
