@@ -75,7 +75,9 @@ isobox run --net none --cpus 0.5 --memory 64m --memory-reservation 16m --pids-li
 echo "rc=$?"
 echo "leaf: $(cat $CG/init/cgroup.procs | wc -l) processes in init; $CG's own: $(cat $CG/cgroup.procs | wc -l)"
 echo "subtree: $(cat $CG/cgroup.subtree_control)"
-isobox check | grep 'cgroup v2'`},
+isobox check | grep 'cgroup v2'
+isobox run --explain --json --net none --pids-limit 7 $R true | grep -o '"key": *"cgroup"' | wc -l
+isobox --log-level debug run --net none --pids-limit 7 $R true 2>&1 | grep -c 'step key=cgroup$'`},
 	// --net gvisor starts the holder, which clones init: the container's
 	// cgroup namespace must still be rooted at its own cgroup.
 	{name: "holder-path", inCgroup: true, script: `
@@ -506,6 +508,10 @@ func TestVMLimitsAreWrittenBeforeTheContainerRuns(t *testing.T) {
 	}
 	if !strings.Contains(r.out, "subtree: cpu memory pids") {
 		t.Errorf("controllers not enabled for the container")
+	}
+	// --explain names the parent's step and init's mount, as both log them.
+	if !strings.Contains(r.out, "\n2\n2\n") {
+		t.Errorf("--explain and the debug log disagree on the cgroup steps")
 	}
 	if !regexp.MustCompile(`ok\s+cgroup v2 delegation\s+/sys/fs/cgroup/case-limits is yours; controllers: cpuset cpu io memory`).MatchString(r.out) {
 		t.Errorf("isobox check does not report the delegation")

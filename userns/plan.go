@@ -155,7 +155,9 @@ func Explain(o Options) ([]PlanStep, error) {
 		}
 		return strings.Join(b, " ")
 	}
-	if !o.Limits.IsZero() {
+	// With limits, or where a cgroup can be made as things are (a
+	// delegated cgroup v2), as makeCgroup decides.
+	if _, err := cgroups.Base(); !o.Limits.IsZero() || err == nil {
 		add("parent", "cgroup", "a cgroup of the container's own under yours (a delegated cgroup v2), its limits written before its first process is cloned into it (clone3 CLONE_INTO_CGROUP)",
 			o.Limits.Commands("$CGROUP/"+cgroups.Prefix+"ID")...)
 		c.Cgroup = true

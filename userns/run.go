@@ -139,8 +139,9 @@ func (r *runner) makeCgroup() error {
 		return setupError(err)
 	}
 	if r.cg = cg; cg != nil {
+		r.trace("cgroup")
 		r.cfg.Cgroup = true
-		r.log.Debug("cgroup", "path", cg.Path)
+		r.log.Debug("cgroup made", "path", cg.Path)
 	}
 	return nil
 }
