@@ -78,6 +78,10 @@ echo "subtree: $(cat $CG/cgroup.subtree_control)"
 isobox check | grep 'cgroup v2'
 isobox run --explain --json --net none --pids-limit 7 $R true | grep -o '"key": *"cgroup"' | wc -l
 isobox --log-level debug run --net none --pids-limit 7 $R true 2>&1 | grep -c 'step key=cgroup$'`},
+	// The kernel enforces --cpus: a busy loop in a container allowed a
+	// fifth of a CPU is throttled (cpu.stat), whatever the machine's speed.
+	{name: "cpu-throttle", inCgroup: true, script: `
+isobox run --net none --cpus 0.2 $R sh -c 'timeout 3 sh -c "while :; do :; done"; grep -E "^nr_(periods|throttled) " /sys/fs/cgroup/cpu.stat'`},
 	// --net gvisor starts the holder, which clones init: the container's
 	// cgroup namespace must still be rooted at its own cgroup.
 	{name: "holder-path", inCgroup: true, script: `
@@ -186,7 +190,8 @@ func bootVM(t *testing.T) (map[string]vmResult, string, error) {
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		console, _ := os.ReadFile(filepath.Join(dir, "console"))
-		return nil, "", fmt.Errorf("qemu: %v\n%s\nconsole:\n%s", err, out, tail(string(console), 3000))
+		partial, _ := os.ReadFile(results)
+		return nil, "", fmt.Errorf("qemu: %v\n%s\nresults so far:\n%s\nconsole:\n%s", err, out, tail(string(partial), 4000), tail(string(console), 3000))
 	}
 	b, err := os.ReadFile(results)
 	if err != nil {
@@ -338,10 +343,10 @@ for c in /cases/*.sh; do
 	echo "=== BEGIN $name" >&3
 	into=""
 	[ -e $base.incgroup ] && into="--into $CG"
-	CG=$CG asuser $into timeout -s KILL 200 sh $c >&3 2>&1
-	echo "=== END $name rc=$?" >&3
+	CG=$CG asuser $into timeout -s KILL 90 sh $c >&3 2>&1
+	echo "=== END $name rc=$? uptime=$(cut -d' ' -f1 /proc/uptime)" >&3
 	echo "=== LEFT $name $(find /sys/fs/cgroup -name 'isobox-*' -type d | tr '\n' ' ')" >&3
-	asuser isobox rm -f -a >/dev/null 2>&1
+	asuser timeout -s KILL 30 isobox rm -f -a >/dev/null 2>&1
 done
 sync
 poweroff -f
@@ -515,6 +520,21 @@ func TestVMLimitsAreWrittenBeforeTheContainerRuns(t *testing.T) {
 	}
 	if !regexp.MustCompile(`ok\s+cgroup v2 delegation\s+/sys/fs/cgroup/case-limits is yours; controllers: cpuset cpu io memory`).MatchString(r.out) {
 		t.Errorf("isobox check does not report the delegation")
+	}
+	r.noCgroupsLeft(t)
+}
+
+func TestVMCPULimitIsEnforcedByTheKernel(t *testing.T) {
+	r := vmCaseResult(t, "cpu-throttle")
+	var periods, throttled int
+	m := regexp.MustCompile(`nr_periods (\d+)\nnr_throttled (\d+)`).FindStringSubmatch(r.out)
+	if m == nil {
+		t.Fatal("no cpu.stat counters")
+	}
+	fmt.Sscan(m[1], &periods)
+	fmt.Sscan(m[2], &throttled)
+	if periods == 0 || throttled == 0 {
+		t.Errorf("a busy loop under --cpus 0.2 ran %d periods, throttled in %d", periods, throttled)
 	}
 	r.noCgroupsLeft(t)
 }
