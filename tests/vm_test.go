@@ -77,7 +77,7 @@ echo "leaf: $(cat $CG/init/cgroup.procs | wc -l) processes in init; $CG's own: $
 echo "subtree: $(cat $CG/cgroup.subtree_control)"
 isobox check | grep 'cgroup v2'
 isobox run --explain --json --net none --pids-limit 7 $R true | grep -o '"key": *"cgroup"' | wc -l
-isobox --log-level debug run --net none --pids-limit 7 $R true 2>&1 | grep -c 'step key=cgroup$'`},
+isobox --log-level debug run --net none --pids-limit 7 $R true 2>&1 | grep -o '\[[a-z]*\] step key=cgroup$'`},
 	// The kernel enforces --cpus: a busy loop in a container allowed a
 	// fifth of a CPU is throttled (cpu.stat), whatever the machine's speed.
 	{name: "cpu-throttle", inCgroup: true, script: `
@@ -515,7 +515,7 @@ func TestVMLimitsAreWrittenBeforeTheContainerRuns(t *testing.T) {
 		t.Errorf("controllers not enabled for the container")
 	}
 	// --explain names the parent's step and init's mount, as both log them.
-	if !strings.Contains(r.out, "\n2\n2\n") {
+	if !strings.Contains(r.out, "\n2\n[parent] step key=cgroup\n[init] step key=cgroup\n") {
 		t.Errorf("--explain and the debug log disagree on the cgroup steps")
 	}
 	if !regexp.MustCompile(`ok\s+cgroup v2 delegation\s+/sys/fs/cgroup/case-limits is yours; controllers: cpuset cpu io memory`).MatchString(r.out) {
