@@ -77,16 +77,10 @@ func setup(m *testing.M) (int, error) {
 			a.runtime = privateDir(a, "run")
 		}
 	}
-	binary = filepath.Join(work, "isobox")
-	if err := buildStatic(binary, "../cmd/isobox"); err != nil {
-		return 0, err
-	}
-	// The helper of --net gvisor goes next to isobox, where it looks.
-	if err := buildStatic(filepath.Join(work, "isobox-gvisor"), "../cmd/isobox-gvisor"); err != nil {
-		return 0, err
-	}
-	// So does isobox-image, which fetches images.
-	if err := buildStatic(filepath.Join(work, "isobox-image"), "../cmd/isobox-image"); err != nil {
+	if dir := os.Getenv(guestEnv); dir != "" {
+		// In the VM lane's guest, which has no Go: the binaries are there.
+		binary = filepath.Join(dir, "isobox")
+	} else if err := buildBinaries(); err != nil {
 		return 0, err
 	}
 	// The rootfs is built by the test user, the way a user would.
@@ -100,6 +94,23 @@ func setup(m *testing.M) (int, error) {
 		slurmUp.stop()
 	}
 	return code, nil
+}
+
+// guestEnv, set, names the directory of isobox and its helpers: the VM
+// lane runs this test binary in its guest (vm_test.go).
+const guestEnv = "ISOBOX_TEST_GUEST_BIN"
+
+// buildBinaries builds isobox into work, and its helpers next to it, where
+// it looks for them: isobox-gvisor (--net gvisor) and isobox-image (images).
+func buildBinaries() error {
+	binary = filepath.Join(work, "isobox")
+	for _, b := range []struct{ dst, pkg string }{{binary, "../cmd/isobox"},
+		{filepath.Join(work, "isobox-gvisor"), "../cmd/isobox-gvisor"}, {filepath.Join(work, "isobox-image"), "../cmd/isobox-image"}} {
+		if err := buildStatic(b.dst, b.pkg); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // buildStatic builds the Go package pkg, without cgo, into dst, executable
