@@ -1,0 +1,310 @@
+package tests
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// The VM lane's cases (vm_test.go boots them): each a script the guest runs
+// as the test user, and the checks of what it printed.
+
+// defaultSetup delegates $CG as systemd's Delegate=yes does: the
+// controllers enabled above it, the directory and the three files chowned.
+const defaultSetup = `echo "+cpuset +cpu +io +memory +pids" > /sys/fs/cgroup/cgroup.subtree_control
+mkdir -p $CG && chown 1000:1000 $CG $CG/cgroup.procs $CG/cgroup.subtree_control $CG/cgroup.threads`
+
+var vmCases = []vmCase{
+	{name: "limits", inCgroup: true, script: `
+isobox run --net none --cpus 0.5 --memory 64m --memory-reservation 16m --pids-limit 100 --cpu-shares 1024 $R \
+	sh -c 'cat /sys/fs/cgroup/cpu.max /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory.low /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.weight; cat /proc/self/cgroup; grep cgroup2 /proc/mounts'
+echo "rc=$?"
+echo "leaf: $(cat $CG/init/cgroup.procs | wc -l) processes in init; $CG's own: $(cat $CG/cgroup.procs | wc -l)"
+echo "subtree: $(cat $CG/cgroup.subtree_control)"
+isobox check | grep 'cgroup v2'
+isobox run --explain --json --net none --pids-limit 7 $R true | grep -o '"key": *"cgroup"' | wc -l
+isobox --log-level debug run --net none --pids-limit 7 $R true 2>&1 | grep -o '\[[a-z]*\] step key=cgroup$'`},
+	// The kernel enforces --cpus: a busy loop in a container allowed a
+	// fifth of a CPU is throttled (cpu.stat), whatever the machine's speed.
+	{name: "cpu-throttle", inCgroup: true, script: `
+isobox run --net none --cpus 0.2 $R sh -c 'timeout 3 sh -c "while :; do :; done"; grep -E "^nr_(periods|throttled) " /sys/fs/cgroup/cpu.stat'`},
+	// --net gvisor starts the holder, which clones init: the container's
+	// cgroup namespace must still be rooted at its own cgroup.
+	{name: "holder-path", inCgroup: true, script: `
+isobox run --net gvisor --pids-limit 50 $R sh -c 'cat /proc/self/cgroup /sys/fs/cgroup/pids.max; ip -4 addr show | grep -o "inet 10[0-9./]*"'`},
+	{name: "time-offset", inCgroup: true, script: `
+isobox run --net none --time-offset boottime=86400 $R cat /proc/uptime
+echo "rc=$?"`},
+	{name: "oom", inCgroup: true, script: `
+isobox run --name hog --net none --memory 32m $R dd if=/dev/zero of=/dev/null bs=64M count=1
+echo "rc=$?"
+isobox ps -a
+isobox inspect --format '{{.State.OOMKilled}} {{.State.ExitCode}}' hog`},
+	// The bomb's own shell may find no PID left either: it ends in an
+	// exec, and the numbers are read from outside the container.
+	{name: "forkbomb", inCgroup: true, script: `
+isobox run -d --name bomb --net none --pids-limit 32 $R sh -c 'bomb() { bomb | bomb & }; bomb 2>/dev/null; exec sleep 1000'
+cg=$(isobox inspect --format '{{.State.Cgroup}}' bomb)
+sleep 5
+echo "pids $(cat $cg/pids.current) of $(cat $cg/pids.max)"
+echo "max events $(grep max $cg/pids.events)"
+echo "guest responsive: $(echo yes)"
+isobox rm -f bomb
+echo "rc=$?"`},
+	{name: "no-delegation", inCgroup: false, script: `
+isobox run --net none --memory 32m $R true
+echo "rc=$?"
+isobox run --net none $R echo without limits, as before
+echo "rc=$?"`},
+	{name: "controller-missing", setup: `echo "+pids" > /sys/fs/cgroup/cgroup.subtree_control; mkdir -p /sys/fs/cgroup/pidsonly
+echo "+pids" > /sys/fs/cgroup/pidsonly/cgroup.subtree_control; CG=/sys/fs/cgroup/pidsonly/user
+mkdir -p $CG && chown 1000:1000 $CG $CG/cgroup.procs $CG/cgroup.subtree_control $CG/cgroup.threads`, inCgroup: true, script: `
+isobox run --net none --memory 32m $R true
+echo "rc=$?"
+isobox run --net none --pids-limit 10 $R cat /sys/fs/cgroup/pids.max
+echo "rc=$?"`},
+	{name: "bad-value", inCgroup: true, script: `
+isobox run --net none --cpuset-cpus 7 $R true
+echo "rc=$?"`},
+	{name: "kill-runner", inCgroup: true, script: `
+isobox run -d --name k --net none --memory 64m $R sleep 1000
+runner=$(isobox inspect --format '{{.State.RunnerPid}}' k)
+cg=$(isobox inspect --format '{{.State.Cgroup}}' k)
+echo "cgroup made: $(test -d $cg && echo yes)"
+kill -9 $runner
+while [ "$(isobox inspect --format '{{.State.Status}}' k)" = running ]; do sleep 0.2; done
+echo "left by the killed runner: $(test -d $cg && echo yes)"
+isobox run --net none $R true
+echo "after the next start: $(test -d $cg && echo still there || echo swept)"`},
+	// An OCI bundle's linux.resources, as Slurm or podman --runtime pass
+	// them, through isobox oci.
+	{name: "oci-resources", inCgroup: true, script: `
+mkdir -p /tmp/b && cd /tmp/b && cp -a $R rootfs && isobox oci spec --rootless
+sed -i 's|^\t"linux": {|\t"linux": {"resources": {"memory": {"limit": 33554432}, "pids": {"limit": 20}},|' config.json
+sed -i 's|^\t\t\t"sh"|\t\t\t"cat", "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/pids.max", "/proc/self/cgroup"|' config.json
+isobox oci run c1
+echo "rc=$?"`},
+	// Kernel 6.1 (Debian 12's) for what the host suite runs on a newer
+	// one: the basics, --overlay, exec, and image layers on both sides of
+	// one page of overlay options (lowerdir+ is Linux 6.8+).
+	{name: "kernel-6.1", inCgroup: false, script: `
+isobox run --net none $R sh -c 'echo "host=$(hostname) uid=$(id -u) pid1=$(cat /proc/1/comm)"'
+isobox run --net none --overlay $R sh -c 'echo scratch > /new && rm /bin/true && mkdir -p /etc/d && echo "overlay writes ok"'
+if [ ! -e $R/new ] && [ -e $R/bin/true ]; then echo "rootfs untouched"; else echo "the overlay wrote to the rootfs"; fi
+isobox run -d --name ex --net none $R sleep 1000 >/dev/null
+echo "exec: $(isobox exec ex sh -c 'echo $$ $(hostname)')"
+isobox rm -f ex >/dev/null
+isobox load -q -i /cases/images.tar 2>&1 | sort
+isobox run --rm --net none example.org/forty:1 sh -c 'echo "forty: $(ls /layers | wc -l)"'
+isobox run --rm --net none example.org/eighty:1 sh -c 'echo "eighty: $(ls /layers | wc -l)"'
+echo "rc=$?"`},
+	{name: "stats", inCgroup: true, script: `
+isobox run -d --name s --net none --memory 64m --pids-limit 50 $R sleep 1000
+isobox stats --no-stream --json s
+isobox stats --no-stream s
+isobox ps --format '{{.Name}} {{.Limits}}'
+isobox rm -f s
+echo "rc=$?"`},
+}
+
+// vmGoTests are the integration tests the guest runs on kernel 6.1: those
+// that need nothing but isobox, BusyBox and the test users (no registry,
+// Slurm, slirp4netns or pasta).
+// Left out: those that build a probe with go, use /bin/ls as a dynamic
+// binary, or force the holder with --time-offset, which 6.1 refuses.
+const vmGoTests = "^Test(UTSNamespace|PIDNamespace|NetworkNamespaceHasOnly|MountNamespace|UserNamespace|SubordinateIDs|CgroupNamespace|IPCNamespace|EveryNamespace|" +
+	"RootfsBusyboxBuilds|RootfsBusyboxRefusesANonEmpty|MissingMountPoints|UnwritableRootfs|SymlinkedMountPoints|KernelFilesAreMasked|SymlinkedEtcFiles|NoNewPrivs|" +
+	"MasksCannot|WorkdirCannot|ExitStatus|CommandAsPID1|RunnerSignals|SIGTERM|EnvironmentIsClean|" +
+	"UserAndWorkdir|NoDescriptor|RunnerKilled|FullMapping|SingleMapping|WithoutSubordinate|RealRoot|BadInput)"
+
+// noCgroupsLeft: once the case ended, no isobox-* cgroup is left anywhere.
+func (r vmResult) noCgroupsLeft(t *testing.T) {
+	t.Helper()
+	if len(r.left) != 0 {
+		t.Errorf("cgroups left after the case: %v", r.left)
+	}
+}
+
+func TestVMLimitsAreWrittenBeforeTheContainerRuns(t *testing.T) {
+	r := vmCaseResult(t, "limits")
+	for _, want := range []string{"50000 100000\n", "67108864\n", "16777216\n", "100\n", "39\n", "0::/\n", "cgroup2 /sys/fs/cgroup cgroup2 ro,", "rc=0"} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("want %q in the output", want)
+		}
+	}
+	// The caller's cgroup had a process (the user's shell), so enabling
+	// controllers for the container meant moving it into the leaf first.
+	if !strings.Contains(r.out, "processes in init; ") || strings.Contains(r.out, "0 processes in init") {
+		t.Errorf("the caller's processes were not moved into the leaf")
+	}
+	if !strings.Contains(r.out, "subtree: cpu memory pids") {
+		t.Errorf("controllers not enabled for the container")
+	}
+	// --explain names the parent's step and init's mount, as both log them.
+	if !strings.Contains(r.out, "\n2\n[parent] step key=cgroup\n[init] step key=cgroup\n") {
+		t.Errorf("--explain and the debug log disagree on the cgroup steps")
+	}
+	if !regexp.MustCompile(`ok\s+cgroup v2 delegation\s+/sys/fs/cgroup/case-limits is yours; controllers: cpuset cpu io memory`).MatchString(r.out) {
+		t.Errorf("isobox check does not report the delegation")
+	}
+	r.noCgroupsLeft(t)
+}
+
+func TestVMCPULimitIsEnforcedByTheKernel(t *testing.T) {
+	r := vmCaseResult(t, "cpu-throttle")
+	var periods, throttled int
+	m := regexp.MustCompile(`nr_periods (\d+)\nnr_throttled (\d+)`).FindStringSubmatch(r.out)
+	if m == nil {
+		t.Fatal("no cpu.stat counters")
+	}
+	fmt.Sscan(m[1], &periods)
+	fmt.Sscan(m[2], &throttled)
+	if periods == 0 || throttled == 0 {
+		t.Errorf("a busy loop under --cpus 0.2 ran %d periods, throttled in %d", periods, throttled)
+	}
+	r.noCgroupsLeft(t)
+}
+
+func TestVMCgroupNamespaceIsTheContainersOwnThroughTheHolder(t *testing.T) {
+	r := vmCaseResult(t, "holder-path")
+	if r.code != 0 || !strings.Contains(r.out, "0::/\n") || !strings.Contains(r.out, "50\n") {
+		t.Errorf("want the container's cgroup as / and its pids.max")
+	}
+	if !strings.Contains(r.out, "inet 10.0.2.100/24") {
+		t.Errorf("--net gvisor on kernel 6.1: no address")
+	}
+}
+
+// Linux 6.1 refuses what --time-offset needs from a Go program; the user
+// gets the reason in one line, not a bare EINVAL. A kernel that allows it
+// shows the offset.
+func TestVMTimeOffsetWorksOrSaysWhyNot(t *testing.T) {
+	r := vmCaseResult(t, "time-offset")
+	var up float64
+	if _, err := fmt.Sscanf(r.out, "%f", &up); err == nil {
+		if up < 86400 {
+			t.Errorf("uptime %v: the boottime offset is not applied", up)
+		}
+		return
+	}
+	if !strings.HasPrefix(r.out, "isobox: --time-offset: this kernel (6.1") || !strings.Contains(r.out, "rc=125") {
+		t.Errorf("want one line explaining the kernel's refusal")
+	}
+}
+
+func TestVMMemoryHogIsOOMKilledInsideTheContainer(t *testing.T) {
+	r := vmCaseResult(t, "oom")
+	for _, want := range []string{"rc=137", "true 137"} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("want %q in the output", want)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^hog .* Exited \(137\)`).MatchString(r.out) {
+		t.Errorf("ps -a does not show hog exited 137")
+	}
+	r.noCgroupsLeft(t)
+}
+
+func TestVMForkBombIsContainedByPidsLimit(t *testing.T) {
+	r := vmCaseResult(t, "forkbomb")
+	m := regexp.MustCompile(`pids (\d+) of 32`).FindStringSubmatch(r.out)
+	if m == nil {
+		t.Fatalf("no pids.current reading of the bomb's cgroup")
+	}
+	if !strings.Contains(r.out, "max events max ") || strings.Contains(r.out, "max events max 0\n") {
+		t.Errorf("pids.events shows no refused fork")
+	}
+	if !strings.Contains(r.out, "guest responsive: yes") || !strings.Contains(r.out, "rc=0") {
+		t.Errorf("the guest did not go on after the bomb, or rm -f failed")
+	}
+	r.noCgroupsLeft(t)
+}
+
+func TestVMLimitsWithoutDelegationAreRefusedInOneLine(t *testing.T) {
+	r := vmCaseResult(t, "no-delegation")
+	lines := strings.Split(strings.TrimSpace(r.out), "\n")
+	if len(lines) < 4 || !strings.HasPrefix(lines[0], "isobox: ") || !strings.Contains(lines[0], "not delegated") ||
+		!strings.HasPrefix(lines[1], "isobox: hint: run isobox under `systemd-run --user --scope -p Delegate=yes`") || lines[2] != "rc=125" {
+		t.Errorf("want one isobox: line naming the delegation, its hint, then rc=125")
+	}
+	if !strings.Contains(r.out, "without limits, as before\nrc=0") {
+		t.Errorf("a start without limits must work as before")
+	}
+	r.noCgroupsLeft(t)
+}
+
+func TestVMMissingControllerIsNamed(t *testing.T) {
+	r := vmCaseResult(t, "controller-missing")
+	if !strings.Contains(r.out, "the memory controller is not delegated") || !strings.Contains(r.out, "rc=125") {
+		t.Errorf("want the memory controller named, and 125")
+	}
+	if !strings.Contains(r.out, "10\nrc=0") {
+		t.Errorf("the pids limit, whose controller is there, must work")
+	}
+}
+
+func TestVMValueTheKernelRefusesLeavesNothing(t *testing.T) {
+	r := vmCaseResult(t, "bad-value")
+	if !strings.Contains(r.out, "cpuset.cpus") || !strings.Contains(r.out, "rc=125") || strings.Count(strings.TrimSpace(r.out), "\n") != 1 {
+		t.Errorf("want one line naming cpuset.cpus, then rc=125")
+	}
+	r.noCgroupsLeft(t)
+}
+
+func TestVMCgroupOfAKilledRunnerIsSweptByTheNextStart(t *testing.T) {
+	r := vmCaseResult(t, "kill-runner")
+	for _, want := range []string{"cgroup made: yes", "after the next start: swept"} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("want %q", want)
+		}
+	}
+	r.noCgroupsLeft(t)
+}
+
+func TestVMOCIBundleResourcesAreApplied(t *testing.T) {
+	r := vmCaseResult(t, "oci-resources")
+	if !strings.Contains(r.out, "33554432\n20\n0::/\nrc=0") {
+		t.Errorf("want the bundle's memory and pids limits in the container's cgroup")
+	}
+	r.noCgroupsLeft(t)
+}
+
+func TestVMStatsReportTheCgroupsNumbers(t *testing.T) {
+	r := vmCaseResult(t, "stats")
+	for _, want := range []string{`"memoryLimit": 67108864`, `"pidsLimit": 50`, "MEM USAGE / LIMIT", "s memory=64m pids=50\n"} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("want %q", want)
+		}
+	}
+	if !strings.Contains(r.out, "rc=0") {
+		t.Errorf("rm -f failed")
+	}
+	r.noCgroupsLeft(t)
+}
+
+// The suite's own tests that need only isobox, BusyBox and the users pass
+// on kernel 6.1 too (vmGoTests).
+func TestVMIntegrationTestsPassOnKernel61(t *testing.T) {
+	vmCaseResult(t, "kernel-6.1") // boots, or skips
+	r, ok := vmResults["gotests"]
+	if !ok {
+		t.Fatal("the guest did not finish the suite's tests")
+	}
+	passed := regexp.MustCompile(`(?m)^--- PASS: (Test\w+)`).FindAllStringSubmatch(r.out, -1)
+	failed := regexp.MustCompile(`(?m)^--- FAIL: (Test\S+)`).FindAllStringSubmatch(r.out, -1)
+	t.Logf("%d passed on 6.1", len(passed))
+	if r.code != 0 || len(failed) > 0 || len(passed) < 30 {
+		t.Errorf("exit %d, %d passed, failed: %v\n%s", r.code, len(passed), failed, tail(r.out, 30000))
+	}
+}
+
+func TestVMKernel61RunsTheBasicsOverlaysExecAndManyLayers(t *testing.T) {
+	r := vmCaseResult(t, "kernel-6.1")
+	for _, want := range []string{"host=isobox uid=0 pid1=isobox:init\n", "overlay writes ok\nrootfs untouched\n",
+		"exec: ", "forty: 39\n", "eighty: 79\nrc=0"} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("want %q", want)
+		}
+	}
+}
