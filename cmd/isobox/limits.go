@@ -12,15 +12,15 @@ import (
 // --cpu-shares has no -c, unlike podman's: after an image, -c is the
 // command's own far more often (sh -c).
 type limitFlags struct {
-	Memory            string `short:"m" group:"limits" placeholder:"SIZE" help:"Memory limit (memory.max), as podman writes sizes: 512m, 2g or bytes. Needs a delegated cgroup v2, as every limit here does (see isobox check)."`
-	MemoryReservation string `name:"memory-reservation" group:"limits" placeholder:"SIZE" help:"Memory the container keeps under pressure (memory.low)."`
-	MemorySwap        string `name:"memory-swap" group:"limits" placeholder:"SIZE" help:"Memory plus swap (podman's meaning; -1 unlimited swap). Default with --memory: as much swap as memory."`
-	CPUs              string `name:"cpus" group:"limits" placeholder:"N" help:"CPUs the container may use, such as 0.5 (cpu.max: 50000 100000)."`
-	CPUShares         uint64 `name:"cpu-shares" group:"limits" placeholder:"N" help:"Relative CPU weight, 2-262144 (default 1024; cpu.weight, converted as runc does)."`
-	CpusetCpus        string `name:"cpuset-cpus" group:"limits" placeholder:"LIST" help:"CPUs the container may run on (0-3, 0,2)."`
-	CpusetMems        string `name:"cpuset-mems" group:"limits" placeholder:"LIST" help:"Memory nodes the container may use."`
-	PidsLimit         string `name:"pids-limit" group:"limits" placeholder:"N" help:"Most processes and threads at once (pids.max; -1 unlimited)."`
-	BlkioWeight       uint16 `name:"blkio-weight" group:"limits" placeholder:"N" help:"Relative block I/O weight, 10-1000 (io.weight)."`
+	Memory            string `short:"m" group:"Resource limits (a delegated cgroup v2; see isobox check)" placeholder:"SIZE" help:"Memory limit (memory.max), as podman writes sizes: 512m, 2g or bytes."`
+	MemoryReservation string `name:"memory-reservation" group:"Resource limits (a delegated cgroup v2; see isobox check)" placeholder:"SIZE" help:"Memory the container keeps under pressure (memory.low)."`
+	MemorySwap        string `name:"memory-swap" group:"Resource limits (a delegated cgroup v2; see isobox check)" placeholder:"SIZE" help:"Memory plus swap (podman's meaning; -1 unlimited swap). Default with --memory: as much swap as memory."`
+	CPUs              string `name:"cpus" group:"Resource limits (a delegated cgroup v2; see isobox check)" placeholder:"N" help:"CPUs the container may use, such as 0.5 (cpu.max: 50000 100000)."`
+	CPUShares         uint64 `name:"cpu-shares" group:"Resource limits (a delegated cgroup v2; see isobox check)" placeholder:"N" help:"Relative CPU weight, 2-262144 (default 1024; cpu.weight, converted as runc does)."`
+	CpusetCpus        string `name:"cpuset-cpus" group:"Resource limits (a delegated cgroup v2; see isobox check)" placeholder:"LIST" help:"CPUs the container may run on (0-3, 0,2)."`
+	CpusetMems        string `name:"cpuset-mems" group:"Resource limits (a delegated cgroup v2; see isobox check)" placeholder:"LIST" help:"Memory nodes the container may use."`
+	PidsLimit         string `name:"pids-limit" group:"Resource limits (a delegated cgroup v2; see isobox check)" placeholder:"N" help:"Most processes and threads at once (pids.max; -1 unlimited)."`
+	BlkioWeight       uint16 `name:"blkio-weight" group:"Resource limits (a delegated cgroup v2; see isobox check)" placeholder:"N" help:"Relative block I/O weight, 10-1000 (io.weight)."`
 }
 
 // limits reads the flags; what the kernel alone can judge (a CPU it does
