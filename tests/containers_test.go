@@ -669,3 +669,21 @@ func TestTwentyDetachedContainersAtOnce(t *testing.T) {
 	}
 	waitNoLeftovers(t)
 }
+
+// On a host without a delegated cgroup v2 (this one), a container has no
+// numbers of its own: stats says so in one line, with the fix as the hint.
+func TestStatsWithoutADelegatedCgroupSaysWhy(t *testing.T) {
+	s := newStore(t)
+	s.must("run", "-d", "--name", "idle", "--net", "none", rootfs, "sleep", "1000")
+	defer s.run("rm", "-f", "idle")
+	for _, args := range [][]string{{"stats", "--no-stream", "idle"}, {"stats", "--no-stream"}} {
+		r := s.run(args...)
+		if r.code != 125 || !strings.Contains(r.stderr, "no cgroup of its own") || !strings.Contains(r.stderr, "isobox: hint: run isobox under `systemd-run --user --scope -p Delegate=yes`") {
+			t.Errorf("isobox %s: %s", strings.Join(args, " "), r)
+		}
+		checkOneErrorLine(t, r)
+	}
+	if r := s.run("stats", "--no-stream", "--json", "nosuch"); r.code != 125 || !strings.Contains(r.stderr, "nosuch") {
+		t.Errorf("stats of an unknown container: %s", r)
+	}
+}

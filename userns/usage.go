@@ -2,7 +2,6 @@ package userns
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -14,8 +13,9 @@ import (
 )
 
 // ErrNoCgroup: the container runs in the caller's cgroup, with no numbers
-// of its own (no delegated cgroup v2 when it started).
-var ErrNoCgroup = errors.New("no cgroup of its own")
+// of its own (no delegated cgroup v2 when it started). It wraps
+// cgroups.ErrNotDelegated, whose hint is the fix.
+var ErrNoCgroup = fmt.Errorf("no cgroup of its own: it was started without a delegated cgroup v2 (%w)", cgroups.ErrNotDelegated)
 
 // Usage is one sample of a running container: its cgroup's counters and
 // its network namespace's, at When.
@@ -28,7 +28,7 @@ type Usage struct {
 // Sample reads a running container's usage.
 func Sample(i state.Info) (Usage, error) {
 	if i.Cgroup == "" {
-		return Usage{}, fmt.Errorf("container %s: %w (stats and limits need a delegated cgroup v2: %s)", i.Name, ErrNoCgroup, cgroups.DelegateHint)
+		return Usage{}, fmt.Errorf("container %s: %w", i.Name, ErrNoCgroup)
 	}
 	s, err := cgroups.Read(i.Cgroup)
 	if err != nil {

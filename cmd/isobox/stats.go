@@ -54,6 +54,9 @@ func (c *StatsCmd) Run() error {
 	if err != nil {
 		return err
 	}
+	if len(c.Names) == 0 && len(infos) > 0 && !anyCgroup(infos) {
+		return fmt.Errorf("stats: none of your %d running containers has numbers: %w", len(infos), userns.ErrNoCgroup)
+	}
 	st, _ := os.Stdout.Stat()
 	stream := !c.NoStream && st != nil && st.Mode()&os.ModeCharDevice != 0
 	prev := map[string]userns.Usage{}
@@ -97,6 +100,15 @@ func (c *StatsCmd) Run() error {
 		case <-tick.C:
 		}
 	}
+}
+
+func anyCgroup(infos []state.Info) bool {
+	for _, i := range infos {
+		if i.Cgroup != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // containers are the named ones, which must be running, or every running
