@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -136,6 +137,9 @@ func Create(l Limits, required bool) (*Cgroup, error) {
 		return nil, err
 	}
 	sweep(base)
+	if err := checkCpuset(base, l); err != nil {
+		return nil, err
+	}
 	if err := enable(base, l.Controllers()); err != nil {
 		return nil, err
 	}
@@ -185,6 +189,60 @@ func enable(base string, want []string) error {
 		return err
 	}
 	return writeFile(base+"/cgroup.subtree_control", strings.Join(add, " "))
+}
+
+// checkCpuset refuses CPUs and memory nodes that base does not have, which
+// the kernel would refuse only once the cgroup is made and the caller's
+// processes moved.
+func checkCpuset(base string, l Limits) error {
+	for _, c := range []struct{ flag, list, file string }{
+		{"--cpuset-cpus", l.CpusetCpus, "cpuset.cpus.effective"}, {"--cpuset-mems", l.CpusetMems, "cpuset.mems.effective"}} {
+		if c.list == "" {
+			continue
+		}
+		want, err := ParseList(c.list)
+		if err != nil {
+			return fmt.Errorf("%s %q: %w", c.flag, c.list, err)
+		}
+		b, err := os.ReadFile(filepath.Join(base, c.file))
+		if err != nil {
+			continue // no cpuset controller there: enable names it
+		}
+		have, err := ParseList(strings.TrimSpace(string(b)))
+		if err != nil {
+			return fmt.Errorf("%s: %w", filepath.Join(base, c.file), err)
+		}
+		for n := range want {
+			if !have[n] {
+				return fmt.Errorf("%s %q: %d is not in %s (%s)", c.flag, c.list, n, filepath.Join(base, c.file), strings.TrimSpace(string(b)))
+			}
+		}
+	}
+	return nil
+}
+
+// ParseList reads the kernel's list format (0-3,5,7-8) as a set.
+func ParseList(s string) (map[int]bool, error) {
+	set := map[int]bool{}
+	if s == "" {
+		return set, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err1 := strconv.Atoi(lo)
+		b := a
+		var err2 error
+		if isRange {
+			b, err2 = strconv.Atoi(hi)
+		}
+		if err1 != nil || err2 != nil || a < 0 || b < a || b-a > 1<<16 {
+			return nil, fmt.Errorf("%q: want a list such as 0-3,5", part)
+		}
+		for n := a; n <= b; n++ {
+			set[n] = true
+		}
+	}
+	return set, nil
 }
 
 // moveToLeaf moves every process of base, if it has any, into base/init.

@@ -129,3 +129,15 @@ func TestLimitsPrintAsFlagsThatParseBack(t *testing.T) {
 		}
 	}
 }
+
+func TestParseListReadsTheKernelsFormat(t *testing.T) {
+	got, err := ParseList("0-2,5,7-8")
+	if err != nil || len(got) != 6 || !got[0] || !got[2] || !got[5] || !got[8] || got[3] {
+		t.Errorf("ParseList = %v, %v", got, err)
+	}
+	for _, bad := range []string{"a", "3-1", "1-", "-1", "1,,2"} {
+		if _, err := ParseList(bad); err == nil {
+			t.Errorf("ParseList(%q): want an error", bad)
+		}
+	}
+}
