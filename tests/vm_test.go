@@ -300,9 +300,9 @@ func buildInitramfs(dst string, images []byte, testBinary string) error {
 	// (BusyBox's has no --reuid); RootlessKit's drivers need iproute2's
 	// ip (BusyBox's has no tuntap) run by util-linux's nsenter (BusyBox's runs
 	// its own ip applet).
-	// pgrep (procps) for the integration tests' leftover checks, and
-	// slirp4netns, the default network.
-	for _, tool := range []string{"newuidmap", "newgidmap", "setpriv", "ip", "nsenter", "pgrep", "slirp4netns"} {
+	// pgrep (procps) for the integration tests' leftover checks,
+	// slirp4netns, the default network, and script, a terminal for stats.
+	for _, tool := range []string{"newuidmap", "newgidmap", "setpriv", "ip", "nsenter", "pgrep", "slirp4netns", "script"} {
 		p, err := exec.LookPath(tool)
 		if err != nil {
 			return err

@@ -105,6 +105,10 @@ isobox run -d --name s --net none --memory 64m --pids-limit 50 $R sleep 1000
 isobox stats --no-stream --json s
 isobox stats --no-stream s
 isobox ps --format '{{.Name}} {{.Limits}}'
+# On a terminal (util-linux script gives it one), stats clears the screen
+# and refreshes until interrupted; in a pipe, as above, it does neither.
+script -qc 'timeout -s INT 4 isobox stats s' /dev/null > /tmp/live
+echo "clears: $(grep -c "$(printf '\033\\[H\033\\[2J')" /tmp/live), tables: $(grep -c 'MEM USAGE' /tmp/live)"
 isobox rm -f s
 echo "rc=$?"`},
 }
@@ -273,6 +277,13 @@ func TestVMOCIBundleResourcesAreApplied(t *testing.T) {
 
 func TestVMStatsReportTheCgroupsNumbers(t *testing.T) {
 	r := vmCaseResult(t, "stats")
+	// Not how many screens: that depends on the guest's speed.
+	if m := regexp.MustCompile(`clears: (\d+), tables: (\d+)`).FindStringSubmatch(r.out); m == nil || m[1] == "0" || m[2] == "0" {
+		t.Errorf("stats on a terminal is not the live table: %v", m)
+	}
+	if strings.Count(r.out, "\x1b[2J") > 0 {
+		t.Errorf("stats in a pipe cleared the screen")
+	}
 	for _, want := range []string{`"memoryLimit": 67108864`, `"pidsLimit": 50`, "MEM USAGE / LIMIT", "s memory=64m pids=50\n"} {
 		if !strings.Contains(r.out, want) {
 			t.Errorf("want %q", want)
