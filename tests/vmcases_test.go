@@ -105,6 +105,8 @@ isobox run -d --name s --net none --memory 64m --pids-limit 50 $R sleep 1000
 isobox stats --no-stream --json s
 isobox stats --no-stream s
 isobox ps --format '{{.Name}} {{.Limits}}'
+# An image (loaded by the kernel-6.1 case) takes the limits too.
+echo "image: $(isobox run --rm --net none --memory 48m example.org/forty:1 cat /sys/fs/cgroup/memory.max)"
 # On a terminal (util-linux script gives it one), stats clears the screen
 # and refreshes until interrupted; in a pipe, as above, it does neither.
 script -qc 'timeout -s INT 4 isobox stats s' /dev/null > /tmp/live
@@ -284,7 +286,7 @@ func TestVMStatsReportTheCgroupsNumbers(t *testing.T) {
 	if strings.Count(r.out, "\x1b[2J") > 0 {
 		t.Errorf("stats in a pipe cleared the screen")
 	}
-	for _, want := range []string{`"memoryLimit": 67108864`, `"pidsLimit": 50`, "MEM USAGE / LIMIT", "s memory=64m pids=50\n"} {
+	for _, want := range []string{`"memoryLimit": 67108864`, `"pidsLimit": 50`, "MEM USAGE / LIMIT", "s memory=64m pids=50\n", "image: 50331648\n"} {
 		if !strings.Contains(r.out, want) {
 			t.Errorf("want %q", want)
 		}
