@@ -94,7 +94,8 @@ func TestBadInputGetsOneLineExit125AndChangesNothing(t *testing.T) {
 		// This host's controllers are in cgroup v1: every limit is refused
 		// here before anything starts (the VM lane applies them).
 		{"memory limit without a delegated cgroup v2", []string{"run", "--memory", "64m", root, "true"}},
-		{"pids limit without a delegated cgroup v2", []string{"run", "-d", "--pids-limit", "10", root, "true"}},
+		{"pids limit without a delegated cgroup v2", []string{"run", "-d", "--pids-limit", "64", root, "true"}},
+		{"pids limit too small for isobox's init", []string{"run", "--pids-limit", "8", root, "true"}},
 		{"memory size unreadable", []string{"run", "--memory", "12x", root, "true"}},
 		{"memory below podman's minimum", []string{"run", "--memory", "1m", root, "true"}},
 		{"memory-swap below memory", []string{"run", "--memory", "64m", "--memory-swap", "32m", root, "true"}},

@@ -23,8 +23,8 @@ echo "rc=$?"
 echo "leaf: $(cat $CG/init/cgroup.procs | wc -l) processes in init; $CG's own: $(cat $CG/cgroup.procs | wc -l)"
 echo "subtree: $(cat $CG/cgroup.subtree_control)"
 isobox check | grep 'cgroup v2'
-isobox run --explain --json --net none --pids-limit 7 $R true | grep -o '"key": *"cgroup"' | wc -l
-isobox --log-level debug run --net none --pids-limit 7 $R true 2>&1 | grep -o '\[[a-z]*\] step key=cgroup$'`},
+isobox run --explain --json --net none --pids-limit 50 $R true | grep -o '"key": *"cgroup"' | wc -l
+isobox --log-level debug run --net none --pids-limit 50 $R true 2>&1 | grep -o '\[[a-z]*\] step key=cgroup$'`},
 	// The kernel enforces --cpus: a busy loop in a container allowed a
 	// fifth of a CPU is throttled (cpu.stat), whatever the machine's speed.
 	{name: "cpu-throttle", inCgroup: true, script: `
@@ -62,7 +62,7 @@ echo "+pids" > /sys/fs/cgroup/pidsonly/cgroup.subtree_control; CG=/sys/fs/cgroup
 mkdir -p $CG && chown 1000:1000 $CG $CG/cgroup.procs $CG/cgroup.subtree_control $CG/cgroup.threads`, inCgroup: true, script: `
 isobox run --net none --memory 32m $R true
 echo "rc=$?"
-isobox run --net none --pids-limit 10 $R cat /sys/fs/cgroup/pids.max
+isobox run --net none --pids-limit 40 $R cat /sys/fs/cgroup/pids.max
 echo "rc=$?"`},
 	{name: "bad-value", inCgroup: true, script: `
 isobox run --net none --cpuset-cpus 7 $R true
@@ -100,6 +100,13 @@ isobox load -q -i /cases/images.tar 2>&1 | sort
 isobox run --rm --net none example.org/forty:1 sh -c 'echo "forty: $(ls /layers | wc -l)"'
 isobox run --rm --net none example.org/eighty:1 sh -c 'echo "eighty: $(ls /layers | wc -l)"'
 echo "rc=$?"`},
+	// isobox's init is a Go program in the container's cgroup: a pids
+	// limit too small for its threads is refused before the start (at 8 the
+	// runtime died with "fatal error: newosproc"), and the floor works.
+	{name: "pids-floor", inCgroup: true, script: `
+isobox run --net none --pids-limit 31 $R true
+echo "rc=$?"
+for i in 1 2 3; do isobox run --net none --pids-limit 32 $R true; echo "rc=$?"; done`},
 	{name: "stats", inCgroup: true, script: `
 isobox run -d --name s --net none --memory 64m --pids-limit 50 $R sleep 1000
 isobox stats --no-stream --json s
@@ -246,7 +253,7 @@ func TestVMMissingControllerIsNamed(t *testing.T) {
 	if !strings.Contains(r.out, "the memory controller is not delegated") || !strings.Contains(r.out, "rc=125") {
 		t.Errorf("want the memory controller named, and 125")
 	}
-	if !strings.Contains(r.out, "10\nrc=0") {
+	if !strings.Contains(r.out, "40\nrc=0") {
 		t.Errorf("the pids limit, whose controller is there, must work")
 	}
 }
@@ -269,9 +276,19 @@ func TestVMCgroupOfAKilledRunnerIsSweptByTheNextStart(t *testing.T) {
 	r.noCgroupsLeft(t)
 }
 
+func TestVMPidsLimitBelowInitsNeedsIsRefusedAndTheFloorStarts(t *testing.T) {
+	r := vmCaseResult(t, "pids-floor")
+	if !strings.HasPrefix(r.out, "isobox: run: pids limit 31: at least 32: ") || strings.Contains(r.out, "fatal error") ||
+		!strings.HasSuffix(r.out, "rc=125\nrc=0\nrc=0\nrc=0\n") {
+		t.Errorf("want one line refusing 31, then three starts at 32")
+	}
+	r.noCgroupsLeft(t)
+}
+
 func TestVMOCIBundleResourcesAreApplied(t *testing.T) {
 	r := vmCaseResult(t, "oci-resources")
-	if !strings.Contains(r.out, "33554432\n20\n0::/\nrc=0") {
+	// pids.limit 20 is raised to isobox's floor, with a note.
+	if !strings.Contains(r.out, "33554432\n32\n0::/\n") || !strings.Contains(r.out, "rc=0") {
 		t.Errorf("want the bundle's memory and pids limits in the container's cgroup")
 	}
 	r.noCgroupsLeft(t)

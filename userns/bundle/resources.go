@@ -49,6 +49,10 @@ func (l *Launch) resources(r *specs.LinuxResources) error {
 	}
 	if p := r.Pids; p != nil {
 		switch {
+		case p.Limit > 0 && p.Limit < cgroups.MinPids:
+			// isobox's init counts; below this it cannot start.
+			lim.PidsLimit = cgroups.MinPids
+			l.note("linux.resources.pids.limit %d raised to %d: isobox's init, the container's PID 1, is a Go program whose threads count too", p.Limit, cgroups.MinPids)
 		case p.Limit > 0:
 			lim.PidsLimit = p.Limit
 		case p.Limit < 0:

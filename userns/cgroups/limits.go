@@ -30,6 +30,13 @@ type Limits struct {
 	BlkioWeight uint16 `json:"blkioWeight,omitempty"` // 10-1000, as io.weight
 }
 
+// MinPids is the smallest pids limit taken. isobox's init (and the holder,
+// when there is one) run in the container's cgroup, and the Go runtime makes
+// its threads as it needs them: measured on Linux 6.1, a limit of 8 let the
+// runtime fail to make one ("fatal error: newosproc") and 10 was the
+// least that always started.
+const MinPids = 32
+
 // DefaultCPUPeriod is cpu.max's period when only a quota is given (podman's
 // --cpus), in microseconds.
 const DefaultCPUPeriod = 100000
@@ -66,6 +73,8 @@ func (l Limits) Validate() error {
 		return errors.New("cpu shares: must be between 2 and 262144")
 	case l.PidsLimit < -1:
 		return errors.New("pids limit: must be -1 (unlimited) or positive")
+	case l.PidsLimit > 0 && l.PidsLimit < MinPids:
+		return fmt.Errorf("pids limit %d: at least %d: the container's PID 1 is isobox's init, a Go program whose threads count too (below that it cannot start)", l.PidsLimit, MinPids)
 	case l.BlkioWeight != 0 && (l.BlkioWeight < 10 || l.BlkioWeight > 1000):
 		return errors.New("blkio weight: must be between 10 and 1000")
 	}

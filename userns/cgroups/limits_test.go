@@ -61,6 +61,7 @@ func TestSettingsAreTheFilesPodmanWrites(t *testing.T) {
 		{Limits{Memory: 32 << 20, MemorySwap: -1}, []setting{{file: "memory.max", value: "33554432"}, {file: "memory.swap.max", value: "max"}}},
 		{Limits{MemoryReservation: 1 << 20}, []setting{{file: "memory.low", value: "1048576"}}},
 		{Limits{PidsLimit: 32}, []setting{{file: "pids.max", value: "32"}}},
+		{Limits{PidsLimit: 7}, []setting{{file: "pids.max", value: "7"}}}, // settings does not judge
 		{Limits{PidsLimit: -1}, []setting{{file: "pids.max", value: "max"}}},
 		{Limits{CPUShares: 1024}, []setting{{file: "cpu.weight", value: "39"}}},
 		{Limits{BlkioWeight: 500}, []setting{{file: "io.weight", value: "default 4950"}}},
@@ -96,6 +97,7 @@ func TestValidateRefusesWhatPodmanRefuses(t *testing.T) {
 		{CPUShares: 1},
 		{CPUShares: 300000},
 		{PidsLimit: -5},
+		{PidsLimit: 8},
 		{BlkioWeight: 5},
 		{CPUPeriod: 10},
 	} {
