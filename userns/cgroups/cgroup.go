@@ -248,12 +248,6 @@ func ParseList(s string) (map[int]bool, error) {
 // moveToLeaf moves every process of base, if it has any, into base/init.
 func moveToLeaf(base string) error {
 	leaf := filepath.Join(base, leafName)
-	if b, err := os.ReadFile(base + "/cgroup.procs"); err != nil || len(b) == 0 {
-		return err
-	}
-	if err := os.Mkdir(leaf, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		return err
-	}
 	// Processes may fork while they move: read until none is left (a few
 	// rounds at most).
 	for round := 0; round < 10; round++ {
@@ -264,6 +258,11 @@ func moveToLeaf(base string) error {
 		pids := strings.Fields(string(b))
 		if len(pids) == 0 {
 			return nil
+		}
+		if round == 0 {
+			if err := os.Mkdir(leaf, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+				return err
+			}
 		}
 		for _, p := range pids {
 			if err := writeFile(leaf+"/cgroup.procs", p); err != nil && !errors.Is(err, unix.ESRCH) {
@@ -380,11 +379,7 @@ func Available(base string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := strings.Fields(listOf(have))
-	if len(have) == 0 {
-		l = nil
-	}
-	return l, nil
+	return ordered(have), nil
 }
 
 // words reads a space-separated list file (cgroup.controllers) as a set.
@@ -400,17 +395,23 @@ func words(path string) (map[string]bool, error) {
 	return set, nil
 }
 
-func listOf(set map[string]bool) string {
+// ordered lists a set of controllers in the kernel's order.
+func ordered(set map[string]bool) []string {
 	var l []string
 	for _, c := range []string{"cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc"} {
 		if set[c] {
 			l = append(l, c)
 		}
 	}
-	if len(l) == 0 {
-		return "none"
+	return l
+}
+
+// listOf is ordered for a message: "none" when empty.
+func listOf(set map[string]bool) string {
+	if l := ordered(set); len(l) > 0 {
+		return strings.Join(l, " ")
 	}
-	return strings.Join(l, " ")
+	return "none"
 }
 
 // writeFile writes one value into a cgroup file, as the kernel wants it: in

@@ -9,7 +9,7 @@ import (
 )
 
 // Stats is one sample of a container cgroup's usage. A counter whose
-// controller is not enabled there reads as zero; Has says which are.
+// controller is not enabled there reads as zero.
 type Stats struct {
 	CPUUsec       uint64 `json:"cpuUsec"`       // cpu.stat usage_usec
 	MemoryCurrent uint64 `json:"memoryCurrent"` // memory.current
@@ -19,9 +19,6 @@ type Stats struct {
 	IORead        uint64 `json:"ioReadBytes"`   // io.stat rbytes, every device
 	IOWrite       uint64 `json:"ioWriteBytes"`  // io.stat wbytes
 	OOMKills      uint64 `json:"oomKills"`      // memory.events oom_kill
-	Memory        bool   `json:"-"`             // the memory controller is on
-	Pids          bool   `json:"-"`
-	IO            bool   `json:"-"`
 }
 
 // Read samples the cgroup at path.
@@ -33,17 +30,16 @@ func Read(path string) (Stats, error) {
 	}
 	s.CPUUsec = cpu["usage_usec"]
 	if v, err := readUint(filepath.Join(path, "memory.current")); err == nil {
-		s.Memory, s.MemoryCurrent = true, v
+		s.MemoryCurrent = v
 		s.MemoryMax, _ = readUint(filepath.Join(path, "memory.max"))
 		ev, _ := keyValues(filepath.Join(path, "memory.events"))
 		s.OOMKills = ev["oom_kill"]
 	}
 	if v, err := readUint(filepath.Join(path, "pids.current")); err == nil {
-		s.Pids, s.PidsCurrent = true, v
+		s.PidsCurrent = v
 		s.PidsMax, _ = readUint(filepath.Join(path, "pids.max"))
 	}
 	if f, err := os.Open(filepath.Join(path, "io.stat")); err == nil {
-		s.IO = true
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
 			fields := strings.Fields(sc.Text()) // "MAJ:MIN rbytes=N wbytes=N ..."
