@@ -54,8 +54,12 @@ func (c *StatsCmd) Run() error {
 	if err != nil {
 		return err
 	}
-	if len(c.Names) == 0 && len(infos) > 0 && !anyCgroup(infos) {
-		return fmt.Errorf("stats: none of your %d running containers has numbers: %w", len(infos), userns.ErrNoCgroup)
+	if len(c.Names) == 0 {
+		// Every running one with numbers of its own, found once.
+		running := len(infos)
+		if infos = withCgroup(infos); running > 0 && len(infos) == 0 {
+			return fmt.Errorf("stats: none of your %d running containers has numbers: %w", running, userns.ErrNoCgroup)
+		}
 	}
 	st, _ := os.Stdout.Stat()
 	stream := !c.NoStream && st != nil && st.Mode()&os.ModeCharDevice != 0
@@ -68,7 +72,7 @@ func (c *StatsCmd) Run() error {
 				if len(c.Names) > 0 {
 					return nil, err
 				}
-				continue // listed by default, but without numbers of its own
+				continue // it exited while listed by default
 			}
 			out = append(out, entryOf(i, u, prev[i.Name]))
 			prev[i.Name] = u
@@ -102,13 +106,15 @@ func (c *StatsCmd) Run() error {
 	}
 }
 
-func anyCgroup(infos []state.Info) bool {
+// withCgroup keeps the containers that have a cgroup of their own.
+func withCgroup(infos []state.Info) []state.Info {
+	var out []state.Info
 	for _, i := range infos {
 		if i.Cgroup != "" {
-			return true
+			out = append(out, i)
 		}
 	}
-	return false
+	return out
 }
 
 // containers are the named ones, which must be running, or every running
