@@ -132,6 +132,16 @@ const vmGoTests = "^Test(UTSNamespace|PIDNamespace|NetworkNamespaceHasOnly|Mount
 	"MasksCannot|WorkdirCannot|ExitStatus|CommandAsPID1|RunnerSignals|SIGTERM|EnvironmentIsClean|" +
 	"UserAndWorkdir|NoDescriptor|RunnerKilled|FullMapping|SingleMapping|WithoutSubordinate|RealRoot|BadInput)"
 
+// printed: each of want is in what the case printed.
+func (r vmResult) printed(t *testing.T, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(r.out, w) {
+			t.Errorf("want %q in the output", w)
+		}
+	}
+}
+
 // noCgroupsLeft: once the case ended, no isobox-* cgroup is left anywhere.
 func (r vmResult) noCgroupsLeft(t *testing.T) {
 	t.Helper()
@@ -142,11 +152,7 @@ func (r vmResult) noCgroupsLeft(t *testing.T) {
 
 func TestVMLimitsAreWrittenBeforeTheContainerRuns(t *testing.T) {
 	r := vmCaseResult(t, "limits")
-	for _, want := range []string{"50000 100000\n", "67108864\n", "16777216\n", "100\n", "39\n", "0::/\n", "cgroup2 /sys/fs/cgroup cgroup2 ro,", "rc=0"} {
-		if !strings.Contains(r.out, want) {
-			t.Errorf("want %q in the output", want)
-		}
-	}
+	r.printed(t, "50000 100000\n", "67108864\n", "16777216\n", "100\n", "39\n", "0::/\n", "cgroup2 /sys/fs/cgroup cgroup2 ro,", "rc=0")
 	// The caller's cgroup had a process (the user's shell), so enabling
 	// controllers for the container meant moving it into the leaf first.
 	if !strings.Contains(r.out, "processes in init; ") || strings.Contains(r.out, "0 processes in init") {
@@ -209,11 +215,7 @@ func TestVMTimeOffsetWorksOrSaysWhyNot(t *testing.T) {
 
 func TestVMMemoryHogIsOOMKilledInsideTheContainer(t *testing.T) {
 	r := vmCaseResult(t, "oom")
-	for _, want := range []string{"rc=137", "true 137"} {
-		if !strings.Contains(r.out, want) {
-			t.Errorf("want %q in the output", want)
-		}
-	}
+	r.printed(t, "rc=137", "true 137")
 	if !regexp.MustCompile(`(?m)^hog .* Exited \(137\)`).MatchString(r.out) {
 		t.Errorf("ps -a does not show hog exited 137")
 	}
@@ -268,11 +270,7 @@ func TestVMValueTheKernelRefusesLeavesNothing(t *testing.T) {
 
 func TestVMCgroupOfAKilledRunnerIsSweptByTheNextStart(t *testing.T) {
 	r := vmCaseResult(t, "kill-runner")
-	for _, want := range []string{"cgroup made: yes", "after the next start: swept"} {
-		if !strings.Contains(r.out, want) {
-			t.Errorf("want %q", want)
-		}
-	}
+	r.printed(t, "cgroup made: yes", "after the next start: swept")
 	r.noCgroupsLeft(t)
 }
 
@@ -303,11 +301,7 @@ func TestVMStatsReportTheCgroupsNumbers(t *testing.T) {
 	if strings.Count(r.out, "\x1b[2J") > 0 {
 		t.Errorf("stats in a pipe cleared the screen")
 	}
-	for _, want := range []string{`"memoryLimit": 67108864`, `"pidsLimit": 50`, "MEM USAGE / LIMIT", "s memory=64m pids=50\n", "image: 50331648\n"} {
-		if !strings.Contains(r.out, want) {
-			t.Errorf("want %q", want)
-		}
-	}
+	r.printed(t, `"memoryLimit": 67108864`, `"pidsLimit": 50`, "MEM USAGE / LIMIT", "s memory=64m pids=50\n", "image: 50331648\n")
 	if !strings.Contains(r.out, "rc=0") {
 		t.Errorf("rm -f failed")
 	}
@@ -332,10 +326,6 @@ func TestVMIntegrationTestsPassOnKernel61(t *testing.T) {
 
 func TestVMKernel61RunsTheBasicsOverlaysExecAndManyLayers(t *testing.T) {
 	r := vmCaseResult(t, "kernel-6.1")
-	for _, want := range []string{"host=isobox uid=0 pid1=isobox:init\n", "overlay writes ok\nrootfs untouched\n",
-		"exec: ", "forty: 39\n", "eighty: 79\nrc=0"} {
-		if !strings.Contains(r.out, want) {
-			t.Errorf("want %q", want)
-		}
-	}
+	r.printed(t, "host=isobox uid=0 pid1=isobox:init\n", "overlay writes ok\nrootfs untouched\n",
+		"exec: ", "forty: 39\n", "eighty: 79\nrc=0")
 }
