@@ -748,7 +748,9 @@ func TestOciMonitorKilledLeavesStateStoppedAndNothingRunning(t *testing.T) {
 		}
 		var pids []int
 		json.Unmarshal([]byte(s.must("oci", "--root", root, "ps", "--format", "json", id)), &pids)
-		monitor := parent(t, st.Pid)
+		// init is not the monitor's child (it is adopted, as runc's):
+		// the record names the monitor.
+		monitor := ociMonitor(t, root, id)
 		if err := syscall.Kill(monitor, syscall.SIGKILL); err != nil {
 			t.Fatalf("%s: kill -9 the monitor %d: %v", how, monitor, err)
 		}
@@ -766,22 +768,61 @@ func TestOciMonitorKilledLeavesStateStoppedAndNothingRunning(t *testing.T) {
 	}
 }
 
-func TestOciMonitorExitsWithTheContainersStatusForASubreaper(t *testing.T) {
+// ociMonitor is the PID of the monitor the record of id names, checked to
+// be one.
+func ociMonitor(t *testing.T, root, id string) int {
+	t.Helper()
+	var rec struct {
+		RunnerPID int `json:"runnerPid"`
+	}
+	b, err := os.ReadFile(filepath.Join(root, id, "state.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &rec)
+	}
+	cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(rec.RunnerPID) + "/cmdline")
+	if err != nil || !strings.HasPrefix(string(cmdline), "isobox:monitor\x00") {
+		t.Fatalf("the monitor of %s: %v, PID %d runs %q", id, err, rec.RunnerPID, cmdline)
+	}
+	return rec.RunnerPID
+}
+
+func TestOciInitIsReapedByTheCallersSubreaperWithItsStatus(t *testing.T) {
 	s := newStore(t)
 	helper := filepath.Join(userDir(tester, "subreaper"), "subreaper")
 	if err := buildStatic(helper, "./testdata/subreaper"); err != nil {
 		t.Fatal(err)
 	}
 	dir := bundle(t, s, true, setArgs("sh", "-c", "sleep 0.2; exit 7"))
-	// The detached monitor, orphaned when run -d returns, is the
-	// subreaper's to reap: with the container's status.
-	r := runAsEnv(tester, s.env, nil, helper, binary, "oci", "--root", s.ociRoot(), "run", "-d", "--keep", "-b", dir, "reaped")
-	if r.code != 0 {
-		t.Fatalf("%s", r)
+	root := s.ociRoot()
+	// As with runc, the PID that --pid-file names is an orphan that the
+	// caller's subreaper (containerd's shim) reaps, and its status is the
+	// command's: run -d, and create then start from a shell.
+	for _, how := range []string{"run -d", "create, start"} {
+		pidFile := filepath.Join(userDir(tester, "pid"), "pid")
+		id := strings.NewReplacer(" ", "", ",", "-").Replace(how)
+		oci := binary + " oci --root " + root
+		script := oci + " run -d --keep --pid-file " + pidFile + " -b " + dir + " " + id
+		if how != "run -d" {
+			script = oci + " create --pid-file " + pidFile + " -b " + dir + " " + id + " && " + oci + " start " + id
+		}
+		r := runAsEnv(tester, s.env, nil, helper, "/bin/sh", "-c", script)
+		b, _ := os.ReadFile(pidFile)
+		initPid := strings.TrimSpace(string(b))
+		if r.code != 0 || initPid == "" {
+			t.Fatalf("%s: %s (pid file %q)", how, r, b)
+		}
+		reaped := map[string]string{}
+		for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+			if pid, status, ok := strings.Cut(l, " "); ok {
+				reaped[pid] = status
+			}
+		}
+		if reaped[initPid] != "7" {
+			t.Errorf("%s: the subreaper reaped %v, want init (PID %s) with status 7", how, reaped, initPid)
+		}
+		if st, r := s.ociState(id); st.Status != "stopped" {
+			t.Errorf("%s: state after the exit: %+v %s", how, st, r)
+		}
+		s.must("oci", "--root", root, "delete", id)
 	}
-	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if len(lines) != 2 || !strings.HasSuffix(lines[0], " 0") || !strings.HasSuffix(lines[1], " 7") {
-		t.Errorf("reaped (run -d, then its monitor): %q", lines)
-	}
-	s.must("oci", "--root", s.ociRoot(), "delete", "reaped")
 }

@@ -73,6 +73,12 @@ type Config struct {
 	// namespaces are ready and passes the master with that message, so
 	// that `oci create --console-socket` hands it over before it returns.
 	ConsoleEarly bool `json:"consoleEarly,omitempty"`
+	// Adopted: init is not the runner's child but its parent's, and in
+	// time the child of whoever adopts the orphans (Options.AdoptableInit).
+	// It then sets no parent-death signal, keeps its channel to the runner
+	// open, sends its exit status on it, and ends the container when the
+	// runner hangs up.
+	Adopted bool `json:"adopted,omitempty"`
 	// SetGroups is false when only one id is mapped: setgroups(2) is denied
 	// in the namespace and must not be called.
 	SetGroups bool `json:"setGroups,omitempty"`

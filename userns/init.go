@@ -39,8 +39,13 @@ func initMain() error {
 	// holder. getppid() is 0 in a new PID namespace, so a holder that died
 	// before this line cannot be detected here; the channel covers that:
 	// the runner then stops, and init's next read fails.
-	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
-		return fmt.Errorf("prctl(PR_SET_PDEATHSIG): %w", err)
+	// Adopted (Config.Adopted, argv[1]), init's parent is the runner's
+	// parent: the channel stands in for the signal. The attribute belongs
+	// to the thread that sets it, so it cannot be taken back later.
+	if len(os.Args) < 2 || os.Args[1] != argAdopted {
+		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+			return fmt.Errorf("prctl(PR_SET_PDEATHSIG): %w", err)
+		}
 	}
 	// Started directly by the runner (no holder), init carries the
 	// capabilities raised as ambient for its exec; nothing it starts may.
@@ -384,7 +389,25 @@ func superviseCommand(ch *channel, c *Config, argv0 string, sigc <-chan os.Signa
 	if sendErr != nil {
 		unix.Kill(pid, unix.SIGKILL)
 	}
-	ch.Close()
+	exit := func(code int) { os.Exit(code) }
+	if c.Adopted {
+		// The runner, not init's parent, learns the exit here; its hang-up
+		// (a monitor killed with kill -9) ends the container, as the
+		// parent-death signal does otherwise.
+		exit = func(code int) {
+			ch.send(Message{Kind: MsgExit, Code: code})
+			os.Exit(code)
+		}
+		go func() {
+			for {
+				if _, _, err := ch.recv(); err != nil {
+					os.Exit(exitSignalShift + int(unix.SIGKILL))
+				}
+			}
+		}()
+	} else {
+		ch.Close()
+	}
 
 	trimAfter(time.Second) // init waits for the container's life too
 	execs := newExecServer(c, fork)
@@ -406,7 +429,7 @@ func superviseCommand(ch *channel, c *Config, argv0 string, sigc <-chan os.Signa
 				break
 			}
 			if wpid == pid {
-				os.Exit(statusCode(ws))
+				exit(statusCode(ws))
 			}
 			execs.reaped(wpid, ws)
 		}

@@ -60,6 +60,19 @@ type Options struct {
 	// detached containers without a terminal have (`oci create`, `oci run
 	// -d`): the caller reads the container's output from its own files.
 	PassStdio bool `json:"passStdio,omitempty"`
+	// AdoptableInit makes init, as runc's, a child of the runner's parent
+	// instead of the runner's (clone's CLONE_PARENT): under a detached
+	// monitor, that is the command that started it, and once it has
+	// returned, the caller's subreaper (containerd's shim), which can then
+	// reap the PID that --pid-file and state name. The runner learns the
+	// exit from init's channel and a pidfd. Only where init is cloned
+	// directly (no holder), and without a time namespace unless
+	// NoTimeNamespace (Go clones into one with clone3, which refuses
+	// CLONE_PARENT with the exit signal Go gives it).
+	AdoptableInit bool `json:"adoptableInit,omitempty"`
+	// NoTimeNamespace: the container did not ask for one (an OCI bundle's
+	// namespaces without "time"), so one may be left out.
+	NoTimeNamespace bool `json:"noTimeNamespace,omitempty"`
 	// ConsoleSocket, with a terminal, is where the terminal's master is
 	// sent (runc's --console-socket) instead of being joined to the
 	// runner's: an absolute path.

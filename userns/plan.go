@@ -99,6 +99,14 @@ func decide(o Options) (*launch, error) {
 	if lp.direct && lp.hc.Time {
 		lp.flags |= unix.CLONE_NEWTIME // zero offsets: clone3 makes it
 	}
+	// With a holder, init is the holder's child, which reports its exit:
+	// it stays so. Go's clone3 (a time namespace, a cgroup to clone into)
+	// cannot take CLONE_PARENT: the runner moves init into its cgroup
+	// instead, and a time namespace that was not asked for is left out.
+	cfg.Adopted = o.AdoptableInit && lp.direct && !cfg.NoInit && (o.NoTimeNamespace || lp.flags&unix.CLONE_NEWTIME == 0)
+	if cfg.Adopted {
+		lp.flags &^= unix.CLONE_NEWTIME
+	}
 	return lp, nil
 }
 

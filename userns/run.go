@@ -237,7 +237,11 @@ func (r *runner) clone() error {
 	var err error
 	if r.lp.direct {
 		r.trace("clone")
-		r.h, err = startInit(r.lp.directPath, r.lp.flags, r.stdio, r.cgroupFD(), r.initKid)
+		if r.cfg.Adopted {
+			r.h, err = r.startAdopted()
+		} else {
+			r.h, err = startInit(r.lp.directPath, r.lp.flags, r.stdio, r.cgroupFD(), r.initKid, nil)
+		}
 	} else {
 		r.trace("clone-holder")
 		r.h, err = startHolder(stageHolder, []string{}, r.stdio, r.cgroupFD(), r.initKid)
@@ -260,6 +264,21 @@ func (r *runner) clone() error {
 	}()
 	r.mapsDone = sync.OnceValue(func() error { return <-mapped })
 	return nil
+}
+
+// startAdopted starts init as its parent's child (Config.Adopted), then
+// moves it into the container's cgroup: it waits for its config before it
+// does anything of the container's.
+func (r *runner) startAdopted() (*holder, error) {
+	h, err := startInit(r.lp.directPath, r.lp.flags, r.stdio, -1, r.initKid, r.initCh)
+	if err != nil || r.cg == nil {
+		return h, err
+	}
+	if err := r.cg.Add(h.initPid); err != nil {
+		h.kill()
+		return nil, err
+	}
+	return h, nil
 }
 
 // forwardSignals: until the container's PID 1 handles signals, one aborts

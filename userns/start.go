@@ -25,6 +25,11 @@ type holder struct {
 	// direct start with a network).
 	releaseNetns func()
 	killed       atomic.Bool
+	// adopted: init is its runner's sibling (Config.Adopted), watched
+	// through pidfd; it reports its own exit on report.
+	adopted bool
+	pidfd   int
+	report  *channel
 }
 
 // stdStreams are this process's own standard streams.
@@ -41,7 +46,7 @@ func startHolder(stage string, env []string, stdio [3]*os.File, cgroup int, extr
 		return nil, err
 	}
 	defer childEnd.Close()
-	h := &holder{ch: &channel{f: parentEnd, name: "holder"}}
+	h := &holder{ch: &channel{f: parentEnd, name: "holder"}, pidfd: -1}
 	flags := uintptr(unix.CLONE_NEWUSER | unix.CLONE_NEWNS)
 	// The holder is the container's ancestor: a session of its own keeps
 	// the caller's terminal out of reach (TIOCSTI).
@@ -58,8 +63,13 @@ func startHolder(stage string, env []string, stdio [3]*os.File, cgroup int, extr
 // holder (see Run). exe must name this binary in init's new mount
 // namespace (directExe); channel becomes init's fd 3. The holder's other
 // fields stay empty: h.ch is nil, and h.initPid is the child itself.
-func startInit(exe string, flags uintptr, stdio [3]*os.File, cgroup int, channel *os.File) (*holder, error) {
-	h := &holder{}
+// Adopted by report's end, init is this process's parent's child instead
+// (Config.Adopted), and its exit is read from report.
+func startInit(exe string, flags uintptr, stdio [3]*os.File, cgroup int, channel *os.File, report *channel) (*holder, error) {
+	h := &holder{adopted: report != nil, report: report, pidfd: -1}
+	if h.adopted {
+		flags |= unix.CLONE_PARENT
+	}
 	if err := h.start(exe, stageInit, []string{}, unix.CLONE_NEWUSER|flags, true, stdio, cgroup, []*os.File{channel}); err != nil {
 		return nil, err
 	}
@@ -69,9 +79,13 @@ func startInit(exe string, flags uintptr, stdio [3]*os.File, cgroup int, channel
 
 func (h *holder) start(path, stage string, env []string, flags uintptr, setsid bool, stdio [3]*os.File, cgroup int, files []*os.File) error {
 	h.done = make(chan struct{})
+	args := []string{stage}
+	if h.adopted {
+		args = append(args, argAdopted)
+	}
 	h.cmd = &exec.Cmd{
 		Path:       path,
-		Args:       []string{stage},
+		Args:       args,
 		Env:        env,
 		Stdin:      stdio[0],
 		Stdout:     stdio[1],
@@ -89,6 +103,14 @@ func (h *holder) start(path, stage string, env []string, flags uintptr, setsid b
 			AmbientCaps: boundingCaps(),
 		},
 	}
+	if h.adopted {
+		// The parent-death signal would be the runner's parent's, and
+		// fire when `oci create` returns: init watches its channel
+		// instead. Not the runner's child, it cannot be waited for: its
+		// end is seen through a pidfd.
+		h.cmd.SysProcAttr.Pdeathsig = 0
+		h.cmd.SysProcAttr.PidFD = &h.pidfd
+	}
 	if cgroup >= 0 {
 		// clone3's CLONE_INTO_CGROUP: born in the container's cgroup, under
 		// its limits from the first instruction, and never in the caller's.
@@ -102,14 +124,39 @@ func (h *holder) start(path, stage string, env []string, flags uintptr, setsid b
 			started <- err
 			return
 		}
+		if h.adopted && h.pidfd < 0 {
+			h.cmd.Process.Kill()
+			started <- errors.New("no pidfd for a process started with CLONE_PARENT (Linux 5.3+)")
+			return
+		}
 		started <- nil
-		h.cmd.Wait()
+		if h.adopted {
+			awaitExit(h.pidfd)
+			unix.Close(h.pidfd)
+		} else {
+			h.cmd.Wait()
+		}
 		close(h.done)
 	}()
 	if err := <-started; err != nil {
 		return fmt.Errorf("start %s in a new user namespace: %w%s", stage, err, userNSHint(err))
 	}
 	return nil
+}
+
+// argAdopted, init's argv[1], says it is adopted (Config.Adopted) before
+// its config comes.
+const argAdopted = "adopted"
+
+// awaitExit returns once the process of pidfd has exited: its descriptor
+// is then readable, whoever reaps it.
+func awaitExit(pidfd int) {
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	for {
+		if _, err := unix.Poll(fds, -1); err != unix.EINTR {
+			return
+		}
+	}
 }
 
 // directExe names the running binary by its path, for init's exec in its
@@ -148,6 +195,15 @@ func (h *holder) kill() {
 // exit waits for init to exit and says how: as the holder reports it, or,
 // in a direct start, from init's own wait status.
 func (h *holder) exit() (Message, error) {
+	if h.report != nil {
+		m, _, err := h.report.expect(MsgExit)
+		<-h.done
+		if errors.Is(err, errHungUp) {
+			// Gone without a word: killed (oci kill KILL names init).
+			return Message{Kind: MsgExit, Signal: int(unix.SIGKILL)}, nil
+		}
+		return m, err
+	}
 	if h.ch != nil {
 		m, _, err := h.ch.expect(MsgExit)
 		return m, err

@@ -238,7 +238,8 @@ func (c *OciRunCmd) run(o *ociFlags, g *Globals, log *slog.Logger) error {
 		rec.Poststop = opts.Hooks.Poststop
 	}
 	if c.Detach {
-		opts.WaitStart, opts.PassStdio = c.create, true
+		// As runc's: init is orphaned to the caller's subreaper.
+		opts.WaitStart, opts.PassStdio, opts.AdoptableInit = c.create, true, true
 		cont, err := dir.Create(rec)
 		if err != nil {
 			return err

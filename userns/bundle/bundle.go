@@ -457,8 +457,12 @@ func (l *Launch) linux(lx *specs.Linux) error {
 	if lx == nil {
 		return nil
 	}
+	o.NoTimeNamespace = true
 	for i, ns := range lx.Namespaces {
 		field := fmt.Sprintf("linux.namespaces[%d]", i)
+		if ns.Type == specs.TimeNamespace {
+			o.NoTimeNamespace = false
+		}
 		if ns.Path != "" {
 			return fieldError(field+".path", "joining an existing %s namespace is not supported by isobox yet", ns.Type)
 		}

@@ -301,6 +301,13 @@ func makeLocked(base string) (*Cgroup, error) {
 	return &Cgroup{Path: path, dir: dir}, nil
 }
 
+// Add moves the process pid into the cgroup: for a process that could not
+// be cloned into it (CLONE_INTO_CGROUP), before it runs anything of the
+// container.
+func (c *Cgroup) Add(pid int) error {
+	return writeFile(filepath.Join(c.Path, "cgroup.procs"), strconv.Itoa(pid))
+}
+
 // apply writes the limits.
 func (c *Cgroup) apply(l Limits) error {
 	exists := func(f string) bool { _, err := os.Stat(filepath.Join(c.Path, f)); return err == nil }
