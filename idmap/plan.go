@@ -39,6 +39,10 @@ type Caller struct {
 	SubUIDs, SubGIDs []Range
 	// HaveHelpers says newuidmap and newgidmap were found.
 	HaveHelpers bool
+	// Nested: the caller is in a user namespace other than the initial one
+	// (rootlesskit, `podman unshare`, `unshare -r`), where uid 0 is not
+	// the host's root: it maps itself as any user does.
+	Nested bool
 }
 
 // Plan is the decided mapping.
@@ -54,7 +58,7 @@ type Plan struct {
 
 // Decide chooses the mapping for mode. It is pure.
 func Decide(mode Mode, c Caller) (Plan, error) {
-	if c.UID == 0 {
+	if c.UID == 0 && !c.Nested {
 		return decideRoot(mode, c)
 	}
 	var why error
@@ -174,13 +178,13 @@ func Explicit(uids, gids []Mapping, c Caller) (Plan, error) {
 	if len(uids) == 0 || len(gids) == 0 {
 		return Plan{}, errors.New("uid and gid mappings go together: give both or neither")
 	}
-	if OwnIDs(uids, gids, c.UID, c.GID) {
+	if OwnIDs(uids, gids, c.UID, c.GID) || c.Nested && oneEach(uids, gids, c.UID, c.GID) {
 		return Plan{UIDs: uids, GIDs: gids}, nil
 	}
-	if err := within("uid", uids, c.UID, c.SubUIDs); err != nil {
+	if err := within("uid", uids, c.UID, c.Nested, c.SubUIDs); err != nil {
 		return Plan{}, err
 	}
-	if err := within("gid", gids, c.GID, c.SubGIDs); err != nil {
+	if err := within("gid", gids, c.GID, c.Nested, c.SubGIDs); err != nil {
 		return Plan{}, err
 	}
 	if c.UID != 0 && !c.HaveHelpers {
@@ -189,9 +193,9 @@ func Explicit(uids, gids []Mapping, c Caller) (Plan, error) {
 	return Plan{UIDs: uids, GIDs: gids, Full: true}, nil
 }
 
-// within checks that every host id of m is own (unless own is root) or in
-// one of ranges.
-func within(kind string, m []Mapping, own uint32, ranges []Range) error {
+// within checks that every host id of m is own (unless own is the host's
+// root: nested says it is not) or in one of ranges.
+func within(kind string, m []Mapping, own uint32, nested bool, ranges []Range) error {
 	if len(m) > maxExtents {
 		return fmt.Errorf("%s mappings: %d lines, the kernel takes at most %d", kind, len(m), maxExtents)
 	}
@@ -200,7 +204,7 @@ func within(kind string, m []Mapping, own uint32, ranges []Range) error {
 		switch {
 		case e.Size == 0:
 			return fmt.Errorf("%s mapping %d %d %d: size 0", kind, e.ContainerID, e.HostID, e.Size)
-		case first == last && e.HostID == own && own != 0:
+		case first == last && e.HostID == own && (own != 0 || nested):
 			continue
 		}
 		ok := false
@@ -222,6 +226,11 @@ func within(kind string, m []Mapping, own uint32, ranges []Range) error {
 // uid and gid (not root's), what an unprivileged process may write itself:
 // nothing else of the caller needs to be known.
 func OwnIDs(uids, gids []Mapping, uid, gid uint32) bool {
+	return oneEach(uids, gids, uid, gid) && uid != 0
+}
+
+// oneEach: the maps are one id each, onto uid and gid.
+func oneEach(uids, gids []Mapping, uid, gid uint32) bool {
 	return len(uids) == 1 && len(gids) == 1 && uids[0].Size == 1 && gids[0].Size == 1 &&
-		uids[0].HostID == uid && gids[0].HostID == gid && uid != 0
+		uids[0].HostID == uid && gids[0].HostID == gid
 }

@@ -122,3 +122,41 @@ func TestExplicitMapsOnlyWhatTheCallerOwns(t *testing.T) {
 		t.Error("root mapped host root")
 	}
 }
+
+func TestParseMapReadsTheKernelsFormat(t *testing.T) {
+	m, err := ParseMap("         0       1000          1\n         1     100000      65536\n")
+	if err != nil || len(m) != 2 || m[1] != (Mapping{ContainerID: 1, HostID: 100000, Size: 65536}) {
+		t.Fatalf("%v %v", m, err)
+	}
+	if h, ok := HostOf(m, 0); !ok || h != 1000 {
+		t.Errorf("HostOf(0) = %d %v", h, ok)
+	}
+	if h, ok := HostOf(m, 65536); !ok || h != 165535 {
+		t.Errorf("HostOf(65536) = %d %v", h, ok)
+	}
+	if _, ok := HostOf(m, 65537); ok {
+		t.Error("65537 mapped")
+	}
+	for _, bad := range []string{"0 1000", "0 x 1", "0 1000 1 4"} {
+		if _, err := ParseMap(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+func TestNestedRootMapsItselfAsAnyUserDoes(t *testing.T) {
+	own := []Mapping{{0, 0, 1}}
+	if _, err := Explicit(own, own, Caller{UID: 0, GID: 0}); err == nil {
+		t.Error("host root mapping container root onto itself: accepted")
+	}
+	p, err := Explicit(own, own, Caller{UID: 0, GID: 0, Nested: true})
+	if err != nil || p.Full || len(p.UIDs) != 1 {
+		t.Errorf("root of a user namespace, its own id: %+v %v", p, err)
+	}
+	if p, err := Decide(ModeAuto, Caller{UID: 0, GID: 0, Nested: true}); err != nil || p.UIDs[0] != (Mapping{0, 0, 1}) || p.Fallback == nil {
+		t.Errorf("nested root, auto: %+v %v", p, err)
+	}
+	if _, err := Decide(ModeAuto, Caller{UID: 0, GID: 0}); err != ErrRootWithoutRange {
+		t.Errorf("host root without a range: %v", err)
+	}
+}

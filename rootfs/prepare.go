@@ -42,6 +42,9 @@ type Spec struct {
 	// Cgroup mounts cgroup2 read-only at /sys/fs/cgroup: the container has
 	// a cgroup of its own (limits), and a cgroup namespace rooted there.
 	Cgroup bool
+	// NoMqueue leaves /dev/mqueue unmounted: the IPC namespace is one the
+	// container joined, owned by a user namespace it is not root of.
+	NoMqueue bool
 	// Trace, when set, is told each step's key as it begins (the debug
 	// log that `run --explain` is checked against).
 	Trace func(key string) `json:"-"`
@@ -247,6 +250,9 @@ func mountDev(r *root, s Spec) error {
 		{"/dev/mqueue", "mqueue", "mqueue", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
 	}
 	for _, m := range mounts {
+		if m.fstype == "mqueue" && s.NoMqueue {
+			continue
+		}
 		if err := r.mountAt(m.path, true, m.source, m.fstype, m.flags, m.data); err != nil {
 			return err
 		}

@@ -246,7 +246,7 @@ func TestOciBadBundlesAreOneLineAndExitOne(t *testing.T) {
 		}, "hooks.poststop[0].timeout"},
 		"join a netns": {func(c map[string]any) {
 			c["linux"].(map[string]any)["namespaces"] = []any{map[string]any{"type": "network", "path": "/proc/1/ns/net"}}
-		}, "linux.namespaces[0].path"},
+		}, "/proc/1/ns/net"},
 		"no root": {func(c map[string]any) { delete(c, "root") }, "root.path"},
 		"proc elsewhere": {func(c map[string]any) {
 			c["mounts"] = []any{map[string]any{"destination": "/mnt", "type": "proc", "source": "proc"}}

@@ -29,7 +29,7 @@ func CurrentCaller() (idmap.Caller, error) {
 	if err != nil {
 		return idmap.Caller{}, err
 	}
-	return idmap.Caller{UID: uid, GID: gid, SubUIDs: subu, SubGIDs: subg, HaveHelpers: idmap.HaveHelpers()}, nil
+	return idmap.Caller{UID: uid, GID: gid, SubUIDs: subu, SubGIDs: subg, HaveHelpers: idmap.HaveHelpers(), Nested: idmap.Nested()}, nil
 }
 
 // userName looks the uid up in /etc/passwd: newuidmap matches subordinate

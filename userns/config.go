@@ -73,6 +73,11 @@ type Config struct {
 	// namespaces are ready and passes the master with that message, so
 	// that `oci create --console-socket` hands it over before it returns.
 	ConsoleEarly bool `json:"consoleEarly,omitempty"`
+	// Joined are the clone flags of the namespaces joined (Options.Join):
+	// a joined UTS namespace is not init's to name, and a joined IPC
+	// namespace outside a joined user namespace is not its to mount
+	// message queues of.
+	Joined uintptr `json:"joined,omitempty"`
 	// Adopted: init is not the runner's child but its parent's, and in
 	// time the child of whoever adopts the orphans (Options.AdoptableInit).
 	// It then sets no parent-death signal, keeps its channel to the runner
@@ -162,6 +167,10 @@ type HolderConfig struct {
 	Cloneflags uintptr     `json:"cloneflags"`
 	Time       bool        `json:"time,omitempty"` // create a time namespace for init
 	Offsets    TimeOffsets `json:"offsets,omitempty"`
+	// Joined: the holder was exec'd in a user namespace it joined
+	// (through nsenter), in the caller's mount namespace: it makes one of
+	// its own on the thread that clones init.
+	Joined bool `json:"joined,omitempty"`
 	// Exec is set for `isobox unshare`: the holder execs this host command
 	// instead of starting init.
 	Exec []string `json:"exec,omitempty"`

@@ -38,7 +38,14 @@
 // With -d the parent's part is played by isobox:monitor, started in a new
 // session by `isobox run -d`, which returns once the command runs
 // (detach.go). The runner, either one, holds its container record's lock
-// (package state) for as long as it lives.
+// (package state) for as long as it lives. Under `oci create` and `oci run
+// -d`, a directly cloned init is the monitor's sibling instead (clone's
+// CLONE_PARENT), orphaned to the caller's subreaper as runc's init is; the
+// monitor follows it through a pidfd and its channel (Config.Adopted).
+//
+// Existing namespaces an OCI bundle names are joined by the thread that
+// clones init (or the holder), or, with a user namespace among them, by
+// util-linux nsenter, which execs the holder in them (join.go).
 //
 // # Why exec goes through init
 //
@@ -56,8 +63,9 @@
 // itself, cannot be entered, and exec says so.
 //
 // Namespaces come from clone flags on a re-exec of /proc/self/exe, never
-// from unshare(2) in a running Go process, which is multi-threaded (the one
-// exception, unshare(CLONE_NEWTIME), is allowed there; see holder.go).
+// from unshare(2) in a running Go process, which is multi-threaded (the
+// exceptions, unshare(CLONE_NEWTIME) and, for a holder exec'd by nsenter,
+// a thread's own CLONE_NEWNS, are allowed there; see holder.go).
 //
 // # Protocol
 //

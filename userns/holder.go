@@ -48,6 +48,15 @@ func holderMain() error {
 	if err := dropCarriedCaps(); err != nil {
 		return ch.fail(125, err)
 	}
+	if hc.Joined {
+		// exec'd by nsenter in the caller's mount namespace, which this
+		// one may not change: a copy of its own for this thread, where
+		// the binary can be sealed (open_tree) and init cloned from. It
+		// unshares CLONE_FS with it, so it needs no single thread.
+		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+			return ch.fail(125, fmt.Errorf("unshare a mount namespace in the joined user namespace: %w (is its root you?)", err))
+		}
+	}
 	cloneflags := hc.Cloneflags
 	switch {
 	case hc.Time && hc.Offsets == (TimeOffsets{}):

@@ -209,9 +209,11 @@ func initMain() error {
 func setupContainer(c *Config) (pivotRoot func() error, err error) {
 	unix.Umask(0o022)
 	trace := c.tracer()
-	trace("hostname")
-	if err := unix.Sethostname([]byte(c.Hostname)); err != nil {
-		return nil, fmt.Errorf("sethostname %q: %w", c.Hostname, err)
+	if c.Joined&unix.CLONE_NEWUTS == 0 {
+		trace("hostname")
+		if err := unix.Sethostname([]byte(c.Hostname)); err != nil {
+			return nil, fmt.Errorf("sethostname %q: %w", c.Hostname, err)
+		}
 	}
 	if c.Net != NetHost {
 		trace("loopback")

@@ -62,7 +62,7 @@ func RunMappedTask(o MappedTaskOptions) error {
 		stdio[0] = o.Stdin
 	}
 	// The caller's environment: PATH, for xz and zstd.
-	h, err := startHolder(stageMapped, os.Environ(), stdio, -1)
+	h, err := startHolder(stageMapped, os.Environ(), stdio, callers)
 	if err != nil {
 		return setupError(err)
 	}

@@ -70,6 +70,10 @@ type Options struct {
 	// NoTimeNamespace (Go clones into one with clone3, which refuses
 	// CLONE_PARENT with the exit signal Go gives it).
 	AdoptableInit bool `json:"adoptableInit,omitempty"`
+	// Join are existing namespaces the container joins instead of making
+	// them (join.go); with a user namespace among them, its maps are the
+	// container's, and UIDMap, GIDMap and Map are not used.
+	Join []Join `json:"join,omitempty"`
 	// NoTimeNamespace: the container did not ask for one (an OCI bundle's
 	// namespaces without "time"), so one may be left out.
 	NoTimeNamespace bool `json:"noTimeNamespace,omitempty"`

@@ -29,6 +29,7 @@ type launch struct {
 	hc            *HolderConfig
 	direct        bool
 	directPath    string
+	joinUser      bool // a user namespace is joined: the holder goes through nsenter
 }
 
 // decide plans a start. It reads the caller's ranges and what the host has
@@ -37,15 +38,21 @@ func decide(o Options) (*launch, error) {
 	if len(o.Args) == 0 && !(o.NoProcess && o.WaitStart) {
 		return nil, setupError(errors.New("no command"))
 	}
-	plan, err := planMaps(o)
-	if err != nil {
-		return nil, setupError(err)
-	}
-	if o.UID != 0 && !idmap.Contains(plan.UIDs, o.UID) {
-		return nil, setupError(fmt.Errorf("--user: uid %d is not mapped in the container (%d ids mapped)", o.UID, idmap.Size(plan.UIDs)))
-	}
-	if o.GID != 0 && !idmap.Contains(plan.GIDs, o.GID) {
-		return nil, setupError(fmt.Errorf("--user: gid %d is not mapped in the container (%d ids mapped)", o.GID, idmap.Size(plan.GIDs)))
+	var plan idmap.Plan
+	if _, joinUser := joinFlags(o.Join); joinUser {
+		// The joined namespace's own maps, read once the holder is in it
+		// (joinedMaps).
+		if o.Net != NetNone && o.Net != NetHost || len(o.Publish) > 0 {
+			return nil, setupError(errors.New("a joined user namespace takes no user-mode network: its own network namespace, or a new one with only lo"))
+		}
+	} else {
+		var err error
+		if plan, err = planMaps(o); err != nil {
+			return nil, setupError(err)
+		}
+		if err := checkUser(plan, o.UID, o.GID); err != nil {
+			return nil, setupError(err)
+		}
 	}
 	if len(o.ExtraFiles) > 0 && o.NoInit {
 		return nil, setupError(errors.New("preserved descriptors need isobox's init: not with --no-init"))
@@ -77,7 +84,11 @@ func decide(o Options) (*launch, error) {
 	if cfg.Net != NetHost {
 		lp.flags |= unix.CLONE_NEWNET
 	}
-	lp.hc = &HolderConfig{Cloneflags: lp.flags, Offsets: o.TimeOffsets, Time: HaveTimeNamespace()}
+	joins, joinUser := joinFlags(o.Join)
+	lp.flags &^= joins
+	lp.joinUser = joinUser
+	cfg.Joined = joins
+	lp.hc = &HolderConfig{Cloneflags: lp.flags, Offsets: o.TimeOffsets, Time: HaveTimeNamespace(), Joined: joinUser}
 	if !lp.hc.Time && o.TimeOffsets != (TimeOffsets{}) {
 		return nil, setupError(errors.New("--time-offset: this kernel has no time namespaces (Linux 5.6+)"))
 	}
@@ -89,7 +100,7 @@ func decide(o Options) (*launch, error) {
 	// process whose mount namespace the driver's nsenter joins, so it
 	// pivots only once the network is up (Config.DirectNetwork).
 	directPath, direct := directExe()
-	lp.direct = direct && !cgoBuild && len(o.Publish) == 0 && o.TimeOffsets == (TimeOffsets{}) &&
+	lp.direct = direct && !cgoBuild && !joinUser && len(o.Publish) == 0 && o.TimeOffsets == (TimeOffsets{}) &&
 		(!lp.userMode || lp.driver == slirp.DriverSlirp4netns)
 	lp.directPath = directPath
 	if cfg.DirectNetwork = lp.direct && lp.userMode; cfg.DirectNetwork {
@@ -108,6 +119,17 @@ func decide(o Options) (*launch, error) {
 		lp.flags &^= unix.CLONE_NEWTIME
 	}
 	return lp, nil
+}
+
+// checkUser checks the command's uid and gid are mapped in the container.
+func checkUser(plan idmap.Plan, uid, gid uint32) error {
+	if uid != 0 && !idmap.Contains(plan.UIDs, uid) {
+		return fmt.Errorf("--user: uid %d is not mapped in the container (%d ids mapped)", uid, idmap.Size(plan.UIDs))
+	}
+	if gid != 0 && !idmap.Contains(plan.GIDs, gid) {
+		return fmt.Errorf("--user: gid %d is not mapped in the container (%d ids mapped)", gid, idmap.Size(plan.GIDs))
+	}
+	return nil
 }
 
 // planMaps is the exact maps given, checked, or those of the mode.
@@ -280,6 +302,7 @@ func rootfsSpec(c *Config) rootfs.Spec {
 		Mounts: c.Mounts, Readonly: c.Readonly, Overlay: c.Overlay,
 		MaskedPaths: c.MaskedPaths, ReadonlyPaths: c.ReadonlyPaths, RootPropagation: c.RootPropagation,
 		Devices: c.Devices, Cgroup: c.Cgroup,
+		NoMqueue: c.Joined&unix.CLONE_NEWIPC != 0 && c.Joined&unix.CLONE_NEWUSER == 0,
 	}
 }
 

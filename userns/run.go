@@ -66,6 +66,7 @@ type runner struct {
 	cg *cgroups.Cgroup // nil: the container stays in the caller's cgroup
 
 	// prepare
+	joins    []joined // the namespaces to join, open until the clone
 	netLog   io.Writer
 	prepared <-chan slirp.PreparedDriver
 	term     *terminal
@@ -179,6 +180,10 @@ func (r *runner) prepare() error {
 		r.netLog = slirpLog(r.log, string(lp.driver))
 		r.prepared = slirp.PrepareDriver(lp.driver, r.o.AllowHostLoopback, r.netLog)
 	}
+	var err error
+	if r.joins, err = openJoins(r.o.Join); err != nil {
+		return setupError(err)
+	}
 	r.cfg.ConsoleEarly = r.cfg.TTY && r.o.ConsoleSocket != ""
 	if r.cfg.TTY && !r.cfg.ConsoleEarly {
 		r.term = newTerminal(r.stdio[0], r.stdio[1])
@@ -235,18 +240,24 @@ func (r *runner) collectRecord() recordReady {
 // user namespace exists, and signals are handled from then on.
 func (r *runner) clone() error {
 	var err error
-	if r.lp.direct {
-		r.trace("clone")
-		if r.cfg.Adopted {
-			r.h, err = r.startAdopted()
-		} else {
-			r.h, err = startInit(r.lp.directPath, r.lp.flags, r.stdio, r.cgroupFD(), r.initKid, nil)
-		}
-	} else {
+	at := placement{cgroup: r.cgroupFD(), setns: r.joins}
+	switch {
+	case r.lp.joinUser:
 		r.trace("clone-holder")
-		r.h, err = startHolder(stageHolder, []string{}, r.stdio, r.cgroupFD(), r.initKid)
+		r.h, err = startJoinedHolder(r.stdio, at, r.initKid)
+	case r.lp.direct && r.cfg.Adopted:
+		r.trace("clone")
+		r.h, err = r.startAdopted(at)
+	case r.lp.direct:
+		r.trace("clone")
+		r.h, err = startInit(r.lp.directPath, r.lp.flags, r.stdio, at, r.initKid, nil)
+	default:
+		r.trace("clone-holder")
+		r.h, err = startHolder(stageHolder, []string{}, r.stdio, at, r.initKid)
 	}
 	r.initKid.Close()
+	closeJoins(r.joins) // the child is in them, or nsenter has them
+	r.joins = nil
 	r.spawned <- err == nil
 	r.spawnSent = true
 	if err != nil {
@@ -256,9 +267,12 @@ func (r *runner) clone() error {
 	r.netDone = make(chan networkSetup, 1)
 	mapped := make(chan error, 1)
 	go func() {
-		if r.lp.direct {
+		switch {
+		case r.lp.joinUser:
+			mapped <- nil // the joined namespace has its maps (joinedMaps)
+		case r.lp.direct:
 			mapped <- r.mapDirect()
-		} else {
+		default:
 			mapped <- idmap.Apply(r.h.cmd.Process.Pid, r.lp.mapping)
 		}
 	}()
@@ -269,8 +283,9 @@ func (r *runner) clone() error {
 // startAdopted starts init as its parent's child (Config.Adopted), then
 // moves it into the container's cgroup: it waits for its config before it
 // does anything of the container's.
-func (r *runner) startAdopted() (*holder, error) {
-	h, err := startInit(r.lp.directPath, r.lp.flags, r.stdio, -1, r.initKid, r.initCh)
+func (r *runner) startAdopted(at placement) (*holder, error) {
+	at.cgroup = -1
+	h, err := startInit(r.lp.directPath, r.lp.flags, r.stdio, at, r.initKid, r.initCh)
 	if err != nil || r.cg == nil {
 		return h, err
 	}
@@ -279,6 +294,30 @@ func (r *runner) startAdopted() (*holder, error) {
 		return nil, err
 	}
 	return h, nil
+}
+
+// joinedMaps takes the maps of the user namespace the holder joined as the
+// container's: the caller must be its root, as init will be.
+func (r *runner) joinedMaps() error {
+	plan, err := idmap.Read(r.h.cmd.Process.Pid)
+	if err != nil {
+		return fmt.Errorf("read the joined user namespace's maps: %w", err)
+	}
+	uid, uok := idmap.HostOf(plan.UIDs, 0)
+	_, gok := idmap.HostOf(plan.GIDs, 0)
+	if !uok || !gok || uid != uint32(os.Getuid()) {
+		return fmt.Errorf("the joined user namespace does not map its root to you (uid %d): its uid_map is %q", os.Getuid(), strings.TrimSpace(idmap.MapText(plan.UIDs)))
+	}
+	if err := checkUser(plan, r.cfg.UID, r.cfg.GID); err != nil {
+		return err
+	}
+	if len(r.cfg.Groups) > 0 && !plan.Full {
+		return errors.New("supplementary groups: setgroups(2) is denied in the joined user namespace")
+	}
+	r.lp.mapping = plan
+	r.cfg.SetGroups = plan.Full
+	r.cfg.TTYGroup = idmap.Contains(plan.GIDs, 5)
+	return nil
 }
 
 // forwardSignals: until the container's PID 1 handles signals, one aborts
@@ -366,6 +405,11 @@ func (r *runner) mapAndConfigure() error {
 	}
 	if err := r.mapsDone(); err != nil {
 		return setupError(fmt.Errorf("write id maps: %w", err))
+	}
+	if r.lp.joinUser {
+		if err := r.joinedMaps(); err != nil {
+			return setupError(err)
+		}
 	}
 	r.trace("uid-map")
 	r.trace("gid-map")
@@ -568,6 +612,7 @@ func (r *runner) wait() (int, error) {
 // helper used is let go), init, signals, the record's goroutine, init's
 // channel, and last the record (removed when the command never started).
 func (r *runner) teardown(code int, err error) {
+	closeJoins(r.joins)
 	if r.detachTerm != nil {
 		r.detachTerm()
 	}

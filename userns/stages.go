@@ -45,15 +45,40 @@ var stages = map[string]func() error{
 	stageMapped:  mappedMain,
 }
 
+// envStage names the stage instead of argv[0] when the stage is exec'd by
+// another program, which sets argv[0] to the path it execs: the holder
+// through nsenter(1), to join a user namespace (join.go). The stage is
+// then given no other environment.
+const envStage = "_ISOBOX_STAGE"
+
+// stageName is the stage this process runs, or "".
+func stageName() string {
+	if len(os.Args) == 0 {
+		return ""
+	}
+	if _, ok := stages[os.Args[0]]; ok {
+		return os.Args[0]
+	}
+	if s := os.Getenv(envStage); s != "" {
+		if _, ok := stages[s]; ok {
+			return s
+		}
+	}
+	return ""
+}
+
 // MaybeRunStage runs the stage named by argv[0] and exits; it returns
 // without doing anything when argv[0] names no stage (a user's command).
 // Stages report errors to the parent over their channel; what is printed
 // here is the last resort when that channel is gone.
 func MaybeRunStage() {
-	run, ok := stages[os.Args[0]]
-	if !ok {
+	name := stageName()
+	if name == "" {
 		return
 	}
+	os.Unsetenv(envStage)
+	os.Args[0] = name
+	run := stages[name]
 	if err := CloseExecFrom3(); err != nil {
 		fmt.Fprintf(os.Stderr, "isobox: %s: mark descriptors close-on-exec: %v\n", os.Args[0], err)
 		os.Exit(125)
@@ -79,8 +104,8 @@ func init() {
 	// "exe" or, run from a sealed descriptor, a number. The name is the
 	// calling thread's; during package initialization the main goroutine
 	// is on the main thread, whose name is the process's.
-	if _, ok := stages[os.Args[0]]; ok {
-		name := []byte(os.Args[0])
+	if stage := stageName(); stage != "" {
+		name := []byte(stage)
 		if len(name) > 15 {
 			name = name[:15]
 		}
@@ -91,7 +116,7 @@ func init() {
 	// (there is no per-thread file). Keeping the holder's main goroutine on
 	// the main thread from the start makes that leader the thread that
 	// unshares, and the thread init is cloned from.
-	if len(os.Args) > 0 && os.Args[0] == stageHolder {
+	if stageName() == stageHolder {
 		runtime.LockOSThread()
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 
@@ -30,28 +31,81 @@ type holder struct {
 	adopted bool
 	pidfd   int
 	report  *channel
+	// setns: namespaces the cloning thread joins first (join.go); via: a
+	// command line that joins namespaces and execs the stage in them
+	// (nsenter), for a stage not cloned into a new user namespace.
+	setns []joined
+	via   []string
 }
+
+// placement is where a new stage is born besides its new namespaces: the
+// cgroup whose directory cgroup is open on (-1: the caller's), and
+// existing namespaces its cloning thread joins first (join.go).
+type placement struct {
+	cgroup int
+	setns  []joined
+}
+
+// callers: the caller's cgroup and namespaces.
+var callers = placement{cgroup: -1}
 
 // stdStreams are this process's own standard streams.
 func stdStreams() [3]*os.File { return [3]*os.File{os.Stdin, os.Stdout, os.Stderr} }
 
 // startHolder starts stage in a new user and mount namespace, with stdio as
-// its (and the container's) standard streams, in the cgroup whose
-// directory cgroup is open on (-1: the caller's). The thread
+// its (and the container's) standard streams, placed at at. The thread
 // that forks it stays locked and alive until the holder is reaped: the
 // holder's parent-death signal fires when that thread exits.
-func startHolder(stage string, env []string, stdio [3]*os.File, cgroup int, extra ...*os.File) (*holder, error) {
+func startHolder(stage string, env []string, stdio [3]*os.File, at placement, extra ...*os.File) (*holder, error) {
 	parentEnd, childEnd, err := channelPair("holder")
 	if err != nil {
 		return nil, err
 	}
 	defer childEnd.Close()
-	h := &holder{ch: &channel{f: parentEnd, name: "holder"}, pidfd: -1}
+	h := &holder{ch: &channel{f: parentEnd, name: "holder"}, pidfd: -1, setns: at.setns}
 	flags := uintptr(unix.CLONE_NEWUSER | unix.CLONE_NEWNS)
 	// The holder is the container's ancestor: a session of its own keeps
 	// the caller's terminal out of reach (TIOCSTI).
 	setsid := stage == stageHolder
-	if err := h.start(selfExe, stage, env, flags, setsid, stdio, cgroup, append([]*os.File{childEnd}, extra...)); err != nil {
+	if err := h.start(selfExe, stage, env, flags, setsid, stdio, at.cgroup, append([]*os.File{childEnd}, extra...)); err != nil {
+		parentEnd.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+// startJoinedHolder starts the holder in the user namespace at.setns names
+// and the other namespaces it joins, through nsenter (join.go), with stdio,
+// in at.cgroup.
+func startJoinedHolder(stdio [3]*os.File, at placement, extra ...*os.File) (*holder, error) {
+	js := at.setns
+	parentEnd, childEnd, err := channelPair("holder")
+	if err != nil {
+		return nil, err
+	}
+	defer childEnd.Close()
+	self, err := os.Open(selfExe)
+	if err != nil {
+		parentEnd.Close()
+		return nil, err
+	}
+	defer self.Close()
+	// The child's descriptors from 3: the channels, the namespaces, and
+	// last this binary, which nsenter execs by its /proc/self/fd name
+	// once it has joined them.
+	files := append([]*os.File{childEnd}, extra...)
+	firstNS := 3 + len(files)
+	for _, j := range js {
+		files = append(files, j.f)
+	}
+	exe := "/proc/self/fd/" + strconv.Itoa(3+len(files))
+	files = append(files, self)
+	h := &holder{ch: &channel{f: parentEnd, name: "holder"}, pidfd: -1}
+	if h.via, err = nsenterArgs(js, firstNS, exe); err != nil {
+		parentEnd.Close()
+		return nil, err
+	}
+	if err := h.start(h.via[0], stageHolder, []string{envStage + "=" + stageHolder}, 0, true, stdio, at.cgroup, files); err != nil {
 		parentEnd.Close()
 		return nil, err
 	}
@@ -65,12 +119,12 @@ func startHolder(stage string, env []string, stdio [3]*os.File, cgroup int, extr
 // fields stay empty: h.ch is nil, and h.initPid is the child itself.
 // Adopted by report's end, init is this process's parent's child instead
 // (Config.Adopted), and its exit is read from report.
-func startInit(exe string, flags uintptr, stdio [3]*os.File, cgroup int, channel *os.File, report *channel) (*holder, error) {
-	h := &holder{adopted: report != nil, report: report, pidfd: -1}
+func startInit(exe string, flags uintptr, stdio [3]*os.File, at placement, channel *os.File, report *channel) (*holder, error) {
+	h := &holder{adopted: report != nil, report: report, pidfd: -1, setns: at.setns}
 	if h.adopted {
 		flags |= unix.CLONE_PARENT
 	}
-	if err := h.start(exe, stageInit, []string{}, unix.CLONE_NEWUSER|flags, true, stdio, cgroup, []*os.File{channel}); err != nil {
+	if err := h.start(exe, stageInit, []string{}, unix.CLONE_NEWUSER|flags, true, stdio, at.cgroup, []*os.File{channel}); err != nil {
 		return nil, err
 	}
 	h.initPid = h.cmd.Process.Pid
@@ -82,6 +136,9 @@ func (h *holder) start(path, stage string, env []string, flags uintptr, setsid b
 	args := []string{stage}
 	if h.adopted {
 		args = append(args, argAdopted)
+	}
+	if h.via != nil {
+		args = h.via
 	}
 	h.cmd = &exec.Cmd{
 		Path:       path,
@@ -103,6 +160,11 @@ func (h *holder) start(path, stage string, env []string, flags uintptr, setsid b
 			AmbientCaps: boundingCaps(),
 		},
 	}
+	if flags&unix.CLONE_NEWUSER == 0 {
+		// In the caller's user namespace, or one to join: no
+		// capabilities to carry.
+		h.cmd.SysProcAttr.AmbientCaps = nil
+	}
 	if h.adopted {
 		// The parent-death signal would be the runner's parent's, and
 		// fire when `oci create` returns: init watches its channel
@@ -119,7 +181,14 @@ func (h *holder) start(path, stage string, env []string, flags uintptr, setsid b
 	started := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // Pdeathsig: see startHolder
-		defer runtime.UnlockOSThread()
+		if len(h.setns) == 0 {
+			// Else the thread has joined namespaces: it ends with this
+			// goroutine, locked, never to run another.
+			defer runtime.UnlockOSThread()
+		} else if err := setnsAll(h.setns); err != nil {
+			started <- err
+			return
+		}
 		if err := h.cmd.Start(); err != nil {
 			started <- err
 			return
@@ -139,6 +208,9 @@ func (h *holder) start(path, stage string, env []string, flags uintptr, setsid b
 		close(h.done)
 	}()
 	if err := <-started; err != nil {
+		if je := (joinError{}); errors.As(err, &je) {
+			return je
+		}
 		return fmt.Errorf("start %s in a new user namespace: %w%s", stage, err, userNSHint(err))
 	}
 	return nil

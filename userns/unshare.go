@@ -51,7 +51,7 @@ func Unshare(o UnshareOptions) (int, error) {
 	sigc := make(chan os.Signal, 32)
 	signal.Notify(sigc, unix.SIGTERM, unix.SIGHUP, unix.SIGUSR1, unix.SIGUSR2)
 	defer signal.Stop(sigc)
-	h, err := startHolder(stageUnshare, os.Environ(), stdStreams(), -1)
+	h, err := startHolder(stageUnshare, os.Environ(), stdStreams(), callers)
 	if err != nil {
 		return 0, setupError(err)
 	}

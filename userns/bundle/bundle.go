@@ -180,6 +180,12 @@ func Translate(s *specs.Spec, bundleDir string) (*Launch, error) {
 	if err := l.linux(s.Linux); err != nil {
 		return nil, err
 	}
+	for _, j := range o.Join {
+		if j.Type == string(specs.UTSNamespace) && s.Hostname != "" {
+			// As runc: the name belongs to whoever made the namespace.
+			return nil, fieldError("hostname", "%q: the UTS namespace is joined (linux.namespaces), not the container's own to name", s.Hostname)
+		}
+	}
 	if id := s.Annotations[AnnotationImage]; id != "" {
 		store := s.Annotations[AnnotationImageStore]
 		if !filepath.IsAbs(store) {
@@ -464,7 +470,17 @@ func (l *Launch) linux(lx *specs.Linux) error {
 			o.NoTimeNamespace = false
 		}
 		if ns.Path != "" {
-			return fieldError(field+".path", "joining an existing %s namespace is not supported by isobox yet", ns.Type)
+			if ok, why := userns.Joinable(string(ns.Type)); !ok {
+				return fieldError(field+".path", "joining a %s namespace is not supported: %s", ns.Type, why)
+			}
+			if !path.IsAbs(ns.Path) {
+				return fieldError(field+".path", "%q: not an absolute path", ns.Path)
+			}
+			o.Join = append(o.Join, userns.Join{Type: string(ns.Type), Path: ns.Path})
+			if ns.Type == specs.NetworkNamespace {
+				o.Net = userns.NetHost // the joined one: no loopback to set up, /sys bound
+			}
+			continue
 		}
 		switch ns.Type {
 		case specs.NetworkNamespace:
@@ -475,7 +491,11 @@ func (l *Launch) linux(lx *specs.Linux) error {
 			return fieldError(field+".type", "%q: unknown", ns.Type)
 		}
 	}
-	if err := l.mappings(lx.UIDMappings, lx.GIDMappings); err != nil {
+	if joinsUser(o.Join) {
+		if len(lx.UIDMappings)+len(lx.GIDMappings) > 0 {
+			l.note("linux.uidMappings and gidMappings ignored: the user namespace is joined, with its own maps")
+		}
+	} else if err := l.mappings(lx.UIDMappings, lx.GIDMappings); err != nil {
 		return err
 	}
 	for key := range lx.Sysctl {
@@ -526,6 +546,15 @@ func (l *Launch) linux(lx *specs.Linux) error {
 		o.ReadonlyPaths = append(o.ReadonlyPaths, path.Join("/", p))
 	}
 	return nil
+}
+
+func joinsUser(js []userns.Join) bool {
+	for _, j := range js {
+		if j.Type == string(specs.UserNamespace) {
+			return true
+		}
+	}
+	return false
 }
 
 // mappings chooses the mapping: one id (container root on the caller, as

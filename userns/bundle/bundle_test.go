@@ -83,6 +83,15 @@ func TestTranslateRefusesWithTheFieldNamed(t *testing.T) {
 		"process.rlimits[0]":      func(s string) string { return strings.Replace(s, `"soft": 512`, `"soft": 2048`, 1) },
 		"process.oomScoreAdj":     func(s string) string { return strings.Replace(s, `"oomScoreAdj": 100`, `"oomScoreAdj": 1001`, 1) },
 		"linux.sysctl":            func(s string) string { return strings.Replace(s, `net.ipv4.ip_forward`, `net/../../etc`, 1) },
+		"linux.namespaces[0].path": func(s string) string {
+			return strings.Replace(s, `{"type": "pid"}`, `{"type": "pid", "path": "/proc/1/ns/pid"}`, 1)
+		},
+		"linux.namespaces[1].path": func(s string) string {
+			return strings.Replace(s, `{"type": "mount"}`, `{"type": "network", "path": "ns/net"}`, 1)
+		},
+		"hostname": func(s string) string {
+			return strings.Replace(s, `{"type": "mount"}`, `{"type": "uts", "path": "/proc/7/ns/uts"}`, 1)
+		},
 	} {
 		s, err := Parse([]byte(edit(rootless)))
 		if err == nil {
@@ -157,5 +166,31 @@ func TestResourcesBecomeBestEffortLimits(t *testing.T) {
 	}
 	if err == nil || !strings.Contains(err.Error(), "linux.resources") {
 		t.Errorf("a memory limit below the minimum: %v", err)
+	}
+}
+
+func TestTranslateJoinsNamespacesByPath(t *testing.T) {
+	joins := strings.Replace(rootless, `{"type": "user"}`,
+		`{"type": "user", "path": "/proc/7/ns/user"}, {"type": "network", "path": "/proc/7/ns/net"}`, 1)
+	s, err := Parse([]byte(joins))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := Translate(s, "/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := l.Options
+	want := []userns.Join{{Type: "user", Path: "/proc/7/ns/user"}, {Type: "network", Path: "/proc/7/ns/net"}}
+	if len(o.Join) != 2 || o.Join[0] != want[0] || o.Join[1] != want[1] {
+		t.Errorf("Join: %+v", o.Join)
+	}
+	// The joined network namespace is used as it is, like the host's;
+	// the joined user namespace's maps are its own.
+	if o.Net != userns.NetHost || len(o.UIDMap) != 0 || !strings.Contains(strings.Join(l.Notes, "\n"), "uidMappings and gidMappings ignored") {
+		t.Errorf("net %q, maps %v, notes %q", o.Net, o.UIDMap, l.Notes)
+	}
+	if !o.NoTimeNamespace {
+		t.Error("no time namespace listed, but NoTimeNamespace is false")
 	}
 }
