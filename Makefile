@@ -53,7 +53,8 @@ bench: setup build
 	$(GO) run ./bench $(CURDIR)/bin/isobox
 
 # The OCI runtime-tools validation suite against isobox oci (a report; a
-# few minutes; not part of make test).
+# few minutes; not part of make test). ONLY=prog,... runs those programs
+# and prints their output.
 oci-validation: build
 	@bash .ci/oci-validation
 
