@@ -85,6 +85,15 @@ mkdir -p /tmp/b && cd /tmp/b && cp -a $R rootfs && isobox oci spec --rootless
 sed -i 's|^\t"linux": {|\t"linux": {"resources": {"memory": {"limit": 33554432}, "pids": {"limit": 20}},|' config.json
 sed -i 's|^\t\t\t"sh"|\t\t\t"cat", "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/pids.max", "/proc/self/cgroup"|' config.json
 isobox oci run c1
+echo "rc=$?"
+# Detached, init is adopted (not the monitor's child), and moved into the
+# container's cgroup by the monitor rather than cloned into it.
+sed -i 's|"cat", "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/pids.max", "/proc/self/cgroup"|"sleep", "1000"|' config.json
+isobox oci run -d c2 </dev/null >/dev/null 2>&1
+pid=$(isobox oci state c2 | grep '"pid"' | tr -dc 0-9)
+cg=$(cut -d: -f3 /proc/$pid/cgroup)
+echo "adopted: $(basename $cg | cut -c1-7) memory.max=$(cat /sys/fs/cgroup$cg/memory.max) parent=$(cat /proc/$(cut -d' ' -f4 /proc/$pid/stat)/comm)"
+isobox oci delete -f c2
 echo "rc=$?"`},
 	// Kernel 6.1 (Debian 12's) for what the host suite runs on a newer
 	// one: the basics, --overlay, exec, and image layers on both sides of
@@ -288,6 +297,10 @@ func TestVMOCIBundleResourcesAreApplied(t *testing.T) {
 	// pids.limit 20 is raised to isobox's floor, with a note.
 	if !strings.Contains(r.out, "33554432\n32\n0::/\n") || !strings.Contains(r.out, "rc=0") {
 		t.Errorf("want the bundle's memory and pids limits in the container's cgroup")
+	}
+	if m := regexp.MustCompile(`adopted: (\S+) memory.max=(\d+) parent=(\S+)`).FindStringSubmatch(r.out); m == nil ||
+		m[1] != "isobox-" || m[2] != "33554432" || m[3] == "isobox:monitor" || !strings.HasSuffix(r.out, "rc=0\n") {
+		t.Errorf("want a detached init in the container's cgroup, adopted away from its monitor: %v", m)
 	}
 	r.noCgroupsLeft(t)
 }
