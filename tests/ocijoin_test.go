@@ -16,7 +16,7 @@ import (
 // namespace, with lo up when it has a network one), and returns its PID:
 // the namespaces a bundle then joins by /proc/PID/ns/... It ends with the
 // test.
-func nsHolder(t *testing.T, s *store, args ...string) int {
+func nsHolder(t *testing.T, s *store, args ...string) heldNS {
 	t.Helper()
 	argv := append(append([]string{"unshare"}, args...), "sh", "-c",
 		"hostname joined 2>/dev/null; ip link set lo up 2>/dev/null; echo ready; exec sleep 1000")
@@ -32,8 +32,14 @@ func nsHolder(t *testing.T, s *store, args ...string) int {
 	if l, _ := bufio.NewReader(out).ReadString('\n'); l != "ready\n" {
 		t.Fatalf("unshare %v: %q", args, l)
 	}
-	return cmd.Process.Pid
+	return heldNS(cmd.Process.Pid)
 }
+
+// heldNS is the PID of a process that holds namespaces to join.
+type heldNS int
+
+// at is the path of its namespace of kind (net, uts...).
+func (p heldNS) at(kind string) string { return "/proc/" + strconv.Itoa(int(p)) + "/ns/" + kind }
 
 // nsID is the namespace of kind (net, uts...) that pid is in.
 func nsID(t *testing.T, pid int, kind string) string {
@@ -76,7 +82,7 @@ var showNamespaces = setArgs("sh", "-c",
 func TestOciJoinsNamespacesWithTheUserNamespaceThatOwnsThem(t *testing.T) {
 	s := newStore(t)
 	p := nsHolder(t, s, "--user", "--map-root-user", "--net", "--uts", "--ipc")
-	at := func(kind string) string { return "/proc/" + strconv.Itoa(p) + "/ns/" + kind }
+	at := p.at
 	dir := bundle(t, s, true, func(c map[string]any) {
 		showNamespaces(c)
 		joining("user", at("user"), "network", at("net"), "uts", at("uts"), "ipc", at("ipc"))(c)
@@ -85,7 +91,7 @@ func TestOciJoinsNamespacesWithTheUserNamespaceThatOwnsThem(t *testing.T) {
 	r := s.run("--log-level", "info", "oci", "--root", root, "run", "-b", dir, "joined")
 	// Its own maps (root is the test user), its name, and message queues
 	// of its IPC namespace, which its root may mount.
-	want := []string{nsID(t, p, "net"), nsID(t, p, "uts"), nsID(t, p, "ipc"), nsID(t, p, "user"),
+	want := []string{nsID(t, int(p), "net"), nsID(t, int(p), "uts"), nsID(t, int(p), "ipc"), nsID(t, int(p), "user"),
 		"joined", "0 " + strconv.Itoa(int(tester.uid)) + " 1", "1"}
 	if r.code != 0 || strings.Join(strings.Fields(r.stdout), " ") != strings.Join(strings.Fields(strings.Join(want, " ")), " ") {
 		t.Fatalf("want %q: %s", want, r)
@@ -102,7 +108,7 @@ func TestOciJoinsNamespacesWithTheUserNamespaceThatOwnsThem(t *testing.T) {
 	})
 	s.ociDetached("oci", "--root", root, "run", "-d", "-b", dir, "held")
 	st, _ := s.ociState("held")
-	if st.Status != "running" || nsID(t, st.Pid, "user") != nsID(t, p, "user") {
+	if st.Status != "running" || nsID(t, st.Pid, "user") != nsID(t, int(p), "user") {
 		t.Fatalf("run -d: %+v", st)
 	}
 	if err := syscall.Kill(ociMonitor(t, root, "held"), syscall.SIGKILL); err != nil {
@@ -125,7 +131,7 @@ func TestOciRootOfAUserNamespaceJoinsTheNamespacesItOwns(t *testing.T) {
 	// bundle joins namespaces of that namespace, in a new user namespace
 	// of its own below it.
 	p := nsHolder(t, s, "--user", "--map-root-user", "--net", "--uts", "--ipc")
-	at := func(kind string) string { return "/proc/" + strconv.Itoa(p) + "/ns/" + kind }
+	at := p.at
 	dir := bundle(t, s, true, func(c map[string]any) {
 		showNamespaces(c)
 		joining("network", at("net"), "uts", at("uts"), "ipc", at("ipc"))(c)
@@ -134,12 +140,12 @@ func TestOciRootOfAUserNamespaceJoinsTheNamespacesItOwns(t *testing.T) {
 		lx["uidMappings"], lx["gidMappings"] = own, own
 	})
 	root := s.ociRoot()
-	inside := []string{"nsenter", "--user", "--preserve-credentials", "-t", strconv.Itoa(p), "--", binary, "oci", "--root", root}
+	inside := []string{"nsenter", "--user", "--preserve-credentials", "-t", strconv.Itoa(int(p)), "--", binary, "oci", "--root", root}
 	r := runAsEnv(tester, s.env, nil, append(inside, "run", "-b", dir, "below")...)
 	fields := strings.Fields(r.stdout)
 	// No message queues: the IPC namespace belongs to the namespace above.
-	if r.code != 0 || len(fields) != 9 || fields[0] != nsID(t, p, "net") || fields[1] != nsID(t, p, "uts") || fields[2] != nsID(t, p, "ipc") ||
-		fields[3] == nsID(t, p, "user") || fields[4] != "joined" || strings.Join(fields[5:], " ") != "0 0 1 0" {
+	if r.code != 0 || len(fields) != 9 || fields[0] != nsID(t, int(p), "net") || fields[1] != nsID(t, int(p), "uts") || fields[2] != nsID(t, int(p), "ipc") ||
+		fields[3] == nsID(t, int(p), "user") || fields[4] != "joined" || strings.Join(fields[5:], " ") != "0 0 1 0" {
 		t.Fatalf("run inside the user namespace: %s", r)
 	}
 
@@ -155,7 +161,7 @@ func TestOciRootOfAUserNamespaceJoinsTheNamespacesItOwns(t *testing.T) {
 func TestOciBadJoinsAreOneLineAndLeaveNothing(t *testing.T) {
 	s := newStore(t)
 	p := nsHolder(t, s, "--user", "--map-root-user", "--net", "--uts")
-	at := func(kind string) string { return "/proc/" + strconv.Itoa(p) + "/ns/" + kind }
+	at := p.at
 	root := s.ociRoot()
 	for name, c := range map[string]struct {
 		edit func(map[string]any)

@@ -32,8 +32,10 @@ const rootless = `{
 		"resources": {"devices": [{"allow": false, "access": "rwm"}]}}
 }`
 
-func TestTranslateARootlessBundle(t *testing.T) {
-	s, err := Parse([]byte(rootless))
+// mustTranslate parses and translates config, which must be good.
+func mustTranslate(t *testing.T, config string) *Launch {
+	t.Helper()
+	s, err := Parse([]byte(config))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,6 +43,11 @@ func TestTranslateARootlessBundle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return l
+}
+
+func TestTranslateARootlessBundle(t *testing.T) {
+	l := mustTranslate(t, rootless)
 	o := l.Options
 	switch {
 	case o.Rootfs != "/b/rootfs" || !o.Readonly || o.Hostname != "box" || o.Workdir != "/":
@@ -145,14 +152,7 @@ func TestResourcesBecomeBestEffortLimits(t *testing.T) {
 	cfg := strings.Replace(rootless, `"resources": {"devices": [{"allow": false, "access": "rwm"}]}`,
 		`"resources": {"memory": {"limit": 67108864, "swap": -1}, "cpu": {"quota": 50000, "period": 100000, "shares": 512, "cpus": "0"},
 			"pids": {"limit": 32}, "blockIO": {"weight": 100}, "hugepageLimits": [{"pageSize": "2MB", "limit": 0}]}`, 1)
-	s, err := Parse([]byte(cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := Translate(s, "/b")
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := mustTranslate(t, cfg)
 	want := cgroups.Limits{Memory: 64 << 20, MemorySwap: -1, CPUQuota: 50000, CPUPeriod: 100000, CPUShares: 512, CpusetCpus: "0", PidsLimit: 32, BlkioWeight: 100}
 	if l.Options.Limits != want || !l.Options.LimitsBestEffort {
 		t.Errorf("limits %+v (best effort %v), want %+v", l.Options.Limits, l.Options.LimitsBestEffort, want)
@@ -161,7 +161,8 @@ func TestResourcesBecomeBestEffortLimits(t *testing.T) {
 		t.Errorf("notes: %v", l.Notes)
 	}
 	bad := strings.Replace(cfg, `"limit": 67108864`, `"limit": 1024`, 1)
-	if s, err = Parse([]byte(bad)); err == nil {
+	s, err := Parse([]byte(bad))
+	if err == nil {
 		_, err = Translate(s, "/b")
 	}
 	if err == nil || !strings.Contains(err.Error(), "linux.resources") {
@@ -172,14 +173,7 @@ func TestResourcesBecomeBestEffortLimits(t *testing.T) {
 func TestTranslateJoinsNamespacesByPath(t *testing.T) {
 	joins := strings.Replace(rootless, `{"type": "user"}`,
 		`{"type": "user", "path": "/proc/7/ns/user"}, {"type": "network", "path": "/proc/7/ns/net"}`, 1)
-	s, err := Parse([]byte(joins))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := Translate(s, "/b")
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := mustTranslate(t, joins)
 	o := l.Options
 	want := []userns.Join{{Type: "user", Path: "/proc/7/ns/user"}, {Type: "network", Path: "/proc/7/ns/net"}}
 	if len(o.Join) != 2 || o.Join[0] != want[0] || o.Join[1] != want[1] {
