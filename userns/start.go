@@ -53,7 +53,8 @@ var callers = placement{cgroup: -1}
 func stdStreams() [3]*os.File { return [3]*os.File{os.Stdin, os.Stdout, os.Stderr} }
 
 // startHolder starts stage in a new user and mount namespace, with stdio as
-// its (and the container's) standard streams, placed at at. The thread
+// its (and the container's) standard streams, in at's cgroup and joined
+// namespaces. The thread
 // that forks it stays locked and alive until the holder is reaped: the
 // holder's parent-death signal fires when that thread exits.
 func startHolder(stage string, env []string, stdio [3]*os.File, at placement, extra ...*os.File) (*holder, error) {
