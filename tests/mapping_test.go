@@ -114,6 +114,21 @@ func TestRealRootIsNeverMappedToContainerRoot(t *testing.T) {
 	}
 }
 
+func TestRootOfTheUsersOwnUserNamespaceMapsItselfAsAUserDoes(t *testing.T) {
+	// Inside `unshare -r` (or rootlesskit, or podman unshare), uid 0 is the
+	// user, not the host's root: isobox maps it as it maps anyone without
+	// a subordinate range, with the one warning, instead of refusing it
+	// as root.
+	root := fresh(t)
+	r := runAs(tester, nil, "unshare", "--user", "--map-root-user", binary, "run", "--net", "none", root, "sh", "-c", "id -u; cat /proc/self/uid_map")
+	if got := mapLines(r.stdout); r.code != 0 || strings.Join(got, "|") != "0|0 0 1" {
+		t.Fatalf("want container root mapped onto the namespace's root: %s", r)
+	}
+	if lines := strings.Split(strings.TrimSpace(r.stderr), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "isobox: warning: mapping only root") {
+		t.Errorf("want exactly one warning line, got %q", r.stderr)
+	}
+}
+
 func TestSetuidBinaryRefusesToRun(t *testing.T) {
 	requireRoot(t, "make a setuid copy owned by one user and run it as another")
 	dir := userDir(tester, "suid")
