@@ -59,10 +59,10 @@ func stageName() string {
 	if _, ok := stages[os.Args[0]]; ok {
 		return os.Args[0]
 	}
-	if s := os.Getenv(envStage); s != "" {
-		if _, ok := stages[s]; ok {
-			return s
-		}
+	// Only the holder is exec'd that way: a variable left in a user's
+	// environment names no other stage.
+	if os.Getenv(envStage) == stageHolder {
+		return stageHolder
 	}
 	return ""
 }
