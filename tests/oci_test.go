@@ -609,12 +609,12 @@ func TestOciConsoleSocketGetsTheTerminalAtCreateAndExec(t *testing.T) {
 		t.Fatal("exec -t sent no terminal")
 	}
 
-	// exec -d returns at once, the process running; --pid-file has its
-	// PID on the host.
+	// exec -d returns at once, the process running; --pid-file has the
+	// PID of its watcher on the host.
 	pidFile := filepath.Join(envValue(s.env, "XDG_RUNTIME_DIR"), "exec.pid")
 	s.ociDetached("oci", "--root", root, "exec", "-d", "--pid-file", pidFile, "tty", "sleep", "999")
 	b, _ := os.ReadFile(pidFile)
-	if cmd, err := os.ReadFile("/proc/" + string(b) + "/cmdline"); err != nil || !strings.HasPrefix(string(cmd), "sleep\x00999") {
+	if cmd, err := os.ReadFile("/proc/" + string(b) + "/cmdline"); err != nil || string(cmd) != "isobox:watcher\x00" {
 		t.Errorf("exec -d --pid-file %q: %q %v", b, cmd, err)
 	}
 	s.must("oci", "--root", root, "delete", "-f", "tty")
@@ -766,6 +766,49 @@ func TestOciMonitorKilledLeavesStateStoppedAndNothingRunning(t *testing.T) {
 		}
 		s.must("oci", "--root", root, "delete", id)
 	}
+}
+
+func TestOciExecDetachedIsReapedByTheCallersSubreaper(t *testing.T) {
+	s := newStore(t)
+	helper := filepath.Join(userDir(tester, "subreaper"), "subreaper")
+	if err := buildStatic(helper, "./testdata/subreaper"); err != nil {
+		t.Fatal(err)
+	}
+	root := s.ociRoot()
+	s.ociDetached("oci", "--root", root, "run", "-d", "-b", bundle(t, s, true, setArgs("sleep", "1000")), "execd")
+	processes := func() int {
+		var pids []int
+		json.Unmarshal([]byte(s.must("oci", "--root", root, "ps", "--format", "json", "execd")), &pids)
+		return len(pids)
+	}
+	before := processes()
+	// A shim or conmon reaps the PID --pid-file names and signals it: the
+	// process's watcher, which exits with its status and passes signals
+	// on; killed, it takes the process with it.
+	pidFile := filepath.Join(userDir(tester, "pid"), "pid")
+	oci := binary + " oci --root " + root
+	r := runAsEnv(tester, s.env, nil, helper, "/bin/sh", "-c", oci+" exec -d --pid-file "+pidFile+` execd sh -c "sleep 0.2; exit 5" </dev/null`)
+	b, _ := os.ReadFile(pidFile)
+	if !strings.Contains("\n"+r.stdout, "\n"+string(b)+" 5\n") {
+		t.Errorf("want the watcher (PID %s) reaped with status 5: %s", b, r)
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		s.ociDetached("oci", "--root", root, "exec", "-d", "--pid-file", pidFile, "execd", "sleep", "999")
+		b, _ := os.ReadFile(pidFile)
+		watcher, _ := strconv.Atoi(string(b))
+		if n := processes(); n != before+1 || watcher == 0 {
+			t.Fatalf("exec -d: %d processes in the container, %d before; watcher %q", n, before, b)
+		}
+		syscall.Kill(watcher, sig)
+		deadline := time.Now().Add(10 * time.Second)
+		for processes() != before && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if n := processes(); n != before {
+			t.Errorf("%v to the watcher: %d processes left in the container, %d before", sig, n, before)
+		}
+	}
+	s.must("oci", "--root", root, "delete", "-f", "execd")
 }
 
 // ociMonitor is the PID of the monitor the record of id names, checked to

@@ -60,7 +60,9 @@
 // checks the peer is the container's root, i.e. the caller), with the
 // caller's stdio as descriptors or, with -t, a pty from the container's
 // devpts. The cost: a --no-init container, whose PID 1 is the command
-// itself, cannot be entered, and exec says so.
+// itself, cannot be entered, and exec says so; and the process is init's
+// to reap, so `oci exec -d --pid-file` leaves a watcher on the host for
+// the caller to reap instead (exec.go).
 //
 // Namespaces come from clone flags on a re-exec of /proc/self/exe, never
 // from unshare(2) in a running Go process, which is multi-threaded (the

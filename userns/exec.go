@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -38,6 +39,11 @@ func Exec(dir string, r ExecRequest) (int, error) {
 	sigc := make(chan os.Signal, 32)
 	signal.Notify(sigc, runnerSignals...)
 	defer signal.Stop(sigc)
+	watched := r.Detach && r.OnWatcher != nil
+	if watched {
+		// Held by the watcher: init kills the process if it goes.
+		r.Detach = false
+	}
 	if err := ch.send(Message{Kind: MsgExecRequest, Exec: &r}, fds...); err != nil {
 		return 0, setupError(err)
 	}
@@ -63,6 +69,17 @@ func Exec(dir string, r ExecRequest) (int, error) {
 		if err := r.OnStarted(m.Pid); err != nil {
 			return 0, setupError(err)
 		}
+	}
+	if watched {
+		closeAll(got)
+		pid, err := startWatcher(ch)
+		if err == nil {
+			err = r.OnWatcher(pid)
+		}
+		if err != nil {
+			return 0, setupError(err)
+		}
+		return 0, nil
 	}
 	if r.Detach {
 		closeAll(got)
@@ -91,6 +108,51 @@ func Exec(dir string, r ExecRequest) (int, error) {
 		<-copied
 	}
 	return m.Code, nil
+}
+
+// startWatcher starts the watcher of an exec'd process with the
+// connection ch, in a session of its own (a detached process), and lets it
+// go: it outlives this process, and is its caller's to reap.
+func startWatcher(ch *channel) (int, error) {
+	devNull, err := os.Open(os.DevNull)
+	if err != nil {
+		return 0, err
+	}
+	defer devNull.Close()
+	cmd := &exec.Cmd{
+		Path: selfExe, Args: []string{stageWatcher}, Env: []string{},
+		Stdin: devNull, Stdout: devNull, Stderr: devNull,
+		ExtraFiles:  []*os.File{ch.f},
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start the exec'd process's watcher: %w", err)
+	}
+	pid := cmd.Process.Pid
+	cmd.Process.Release()
+	return pid, nil
+}
+
+// watcherMain is stageWatcher: it holds the exec connection on its fd 3,
+// passes the signals it gets on to the process, and exits with the
+// process's status (128+N for signal N; SIGKILL's when the container is
+// gone). Killed itself, it hangs up, and init kills the process.
+func watcherMain() error {
+	ch := newChannel(fdChannel, "exec")
+	sigc := make(chan os.Signal, 32)
+	signal.Notify(sigc, runnerSignals...)
+	go func() {
+		for s := range sigc {
+			if s != unix.SIGWINCH {
+				ch.send(Message{Kind: MsgSignal, Signal: int(s.(syscall.Signal))})
+			}
+		}
+	}()
+	m, _, err := ch.expect(MsgExit)
+	if err != nil {
+		return &reported{exitSignalShift + int(unix.SIGKILL)}
+	}
+	return &reported{m.Code}
 }
 
 // HostPid finds, among the children of the container's init (initPid, on

@@ -30,6 +30,13 @@ type ExecRequest struct {
 	// OnStarted is called in the client with the process's PID in the
 	// container's PID namespace once it runs.
 	OnStarted func(nsPid int) error `json:"-"`
+	// OnWatcher, with Detach, has the client hand its connection to a
+	// watcher (watcherMain) instead of letting go, and is called with the
+	// watcher's PID. A caller that reaps what it started (containerd's
+	// shim, conmon: subreapers) then reaps the watcher, which exits with
+	// the process's status and passes signals on to it; the process is
+	// init's child, which no process outside the container can reap.
+	OnWatcher func(pid int) error `json:"-"`
 }
 
 // execServer is init's side of `isobox exec`. init is already in every

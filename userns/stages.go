@@ -34,6 +34,9 @@ const (
 	// stageMapped: root of a user namespace with the container's mapping,
 	// doing one of isobox's own tasks there (rootfs import, rootfs rm).
 	stageMapped = "isobox:mapped"
+	// stageWatcher: on the host, the stand-in for a process `oci exec -d
+	// --pid-file` started, which the caller's subreaper can reap (exec.go).
+	stageWatcher = "isobox:watcher"
 )
 
 var stages = map[string]func() error{
@@ -43,6 +46,7 @@ var stages = map[string]func() error{
 	stageProbe:   probeMain,
 	stageMonitor: monitorMain,
 	stageMapped:  mappedMain,
+	stageWatcher: watcherMain,
 }
 
 // envStage names the stage instead of argv[0] when the stage is exec'd by

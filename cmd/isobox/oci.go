@@ -412,7 +412,7 @@ type OciExecCmd struct {
 	Env           []string `short:"e" sep:"none" placeholder:"KEY=VALUE" help:"Set a variable. Repeatable."`
 	Cwd           string   `placeholder:"DIR" help:"Working directory."`
 	User          string   `short:"u" placeholder:"UID[:GID]" help:"User."`
-	PidFile       string   `name:"pid-file" placeholder:"FILE" help:"Write the process's PID there."`
+	PidFile       string   `name:"pid-file" placeholder:"FILE" help:"Write the process's PID there; with -d, that of its watcher, which passes signals on and exits with its status."`
 	ConsoleSocket string   `name:"console-socket" placeholder:"SOCK" help:"With -t: send the terminal's master to this unix socket, as runc does."`
 	ID            string   `arg:"" placeholder:"ID"`
 	Args          []string `arg:"" optional:"" passthrough:"" placeholder:"COMMAND [ARG...]"`
@@ -456,7 +456,12 @@ func (c *OciExecCmd) run(o *ociFlags) error {
 		return err
 	}
 	req.Detach = c.Detach
-	if c.PidFile != "" {
+	switch {
+	case c.PidFile != "" && c.Detach:
+		// The PID its caller will reap and signal (a shim, conmon): the
+		// process's watcher (userns.ExecRequest.OnWatcher).
+		req.OnWatcher = func(pid int) error { return writePidFile(c.PidFile, pid) }
+	case c.PidFile != "":
 		req.OnStarted = func(nsPid int) error {
 			pid, err := userns.HostPid(info.PID, nsPid)
 			if err != nil {
