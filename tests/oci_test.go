@@ -29,6 +29,13 @@ func bundle(t *testing.T, s *store, rootless bool, edit func(map[string]any)) st
 		args = append(args, "--rootless")
 	}
 	s.must(args...)
+	editConfig(t, dir, edit)
+	return dir
+}
+
+// editConfig edits the config.json of the bundle in dir.
+func editConfig(t *testing.T, dir string, edit func(map[string]any)) {
+	t.Helper()
 	p := filepath.Join(dir, "config.json")
 	b, err := os.ReadFile(p)
 	if err != nil {
@@ -45,7 +52,6 @@ func bundle(t *testing.T, s *store, rootless bool, edit func(map[string]any)) st
 	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return dir
 }
 
 func setArgs(args ...string) func(map[string]any) {

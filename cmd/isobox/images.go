@@ -324,9 +324,48 @@ func containersOf(img image.Image) (*state.Dir, []state.Info, error) {
 	return dir, out, nil
 }
 
+// ociContainersOf are the created and running `isobox oci` containers
+// made from img, in the roots oci uses when --root is not given: the
+// default one, and /tmp/isobox-oci-UID, which Slurm's oci.conf names. A
+// container under another --root cannot be known.
+func ociContainersOf(img image.Image) ([]string, error) {
+	roots := []string{tmpOciRoot()}
+	if d := defaultOciRoot(); d != roots[0] {
+		roots = append(roots, d)
+	}
+	var out []string
+	for _, root := range roots {
+		if _, err := os.Lstat(root); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		d, err := state.OpenAt(root)
+		if err != nil {
+			return nil, err
+		}
+		list, err := d.List()
+		if err != nil {
+			return nil, err
+		}
+		for _, i := range list {
+			if i.ImageID == img.ID && i.Running {
+				out = append(out, fmt.Sprintf("%s (isobox oci --root %s)", i.Name, root))
+			}
+		}
+	}
+	return out, nil
+}
+
 // releaseContainers refuses an image containers use, or with force removes
-// them first (rm -f), as podman does.
+// them first (rm -f), as podman does. An `isobox oci` container that runs
+// from it is never removed here: it is its engine's (Slurm's) to delete.
 func (im *images) releaseContainers(img image.Image, force bool) error {
+	oci, err := ociContainersOf(img)
+	if err != nil {
+		return err
+	}
+	if len(oci) > 0 {
+		return fmt.Errorf("image %s is in use by the oci container %s: delete it first (its engine will, when it ends)", img.ShortID(), strings.Join(oci, ", "))
+	}
 	dir, users, err := containersOf(img)
 	if err != nil || len(users) == 0 {
 		return err

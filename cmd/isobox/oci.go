@@ -122,12 +122,7 @@ var errNoRoot = errors.New("no state root")
 func (o *ociFlags) dir(create bool) (*state.Dir, error) {
 	root := o.Root
 	if root == "" {
-		root = filepath.Join(os.TempDir(), "isobox-oci-"+strconv.Itoa(os.Getuid()))
-		if x := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(x) {
-			if st, err := os.Stat(x); err == nil && st.IsDir() && ownedByMe(st) {
-				root = filepath.Join(x, "isobox-oci")
-			}
-		}
+		root = defaultOciRoot()
 	}
 	root = filepath.Clean(root)
 	if create {
@@ -140,6 +135,23 @@ func (o *ociFlags) dir(create bool) (*state.Dir, error) {
 		return nil, errNoRoot
 	}
 	return state.OpenAsRoot(root)
+}
+
+// tmpOciRoot is the --root used without XDG_RUNTIME_DIR, and the one
+// Slurm's oci.conf names (README).
+func tmpOciRoot() string {
+	return filepath.Join(os.TempDir(), "isobox-oci-"+strconv.Itoa(os.Getuid()))
+}
+
+// defaultOciRoot is --root when it is not given: in XDG_RUNTIME_DIR when
+// that is the caller's, else tmpOciRoot.
+func defaultOciRoot() string {
+	if x := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(x) {
+		if st, err := os.Stat(x); err == nil && st.IsDir() && ownedByMe(st) {
+			return filepath.Join(x, "isobox-oci")
+		}
+	}
+	return tmpOciRoot()
 }
 
 func ownedByMe(st os.FileInfo) bool {
