@@ -577,20 +577,6 @@ func TestRmiRefusesAnImageInUseAndForceRemovesTheContainer(t *testing.T) {
 	if imgs := s.images(); len(imgs) != 1 {
 		t.Fatalf("the refused rmi removed the image: %+v", imgs)
 	}
-	// A running oci container of the image (a Slurm step, say), under
-	// oci's default --root: rmi refuses, -f too, and leaves it to its
-	// engine to delete.
-	b := userDir(tester, "image-bundle")
-	s.must("oci", "spec", "--image", ref, "-b", b)
-	editConfig(t, b, setArgs("sleep", "1000"))
-	s.ociDetached("oci", "run", "-d", "-b", b, "step")
-	t.Cleanup(func() { s.run("oci", "delete", "-f", "step") })
-	for _, rmi := range [][]string{{"rmi", ref}, {"rmi", "-f", ref}} {
-		if r := s.run(rmi...); r.code != 125 || !strings.Contains(r.stderr, "oci container step") || len(s.images()) != 1 {
-			t.Errorf("%v of an image an oci container runs from: %s", rmi, r)
-		}
-	}
-	s.must("oci", "delete", "-f", "step")
 	var inspect []map[string]any
 	if err := json.Unmarshal([]byte(s.must("image", "inspect", id[:12])), &inspect); err != nil || len(inspect) != 1 || inspect[0]["Id"] != id {
 		t.Errorf("image inspect: %v %v", inspect, err)
@@ -605,8 +591,25 @@ func TestRmiRefusesAnImageInUseAndForceRemovesTheContainer(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(s.dataDir(), "isobox", "layers", "*")); len(left) != 0 {
 		t.Errorf("layers left after rmi: %v", left)
 	}
-	// prune: an unnamed image goes, a named one only with -a.
 	s.pull(ref)
+	// A running oci container of the image (a Slurm step, say), under
+	// oci's default --root: rmi refuses, -f too, and leaves it to its
+	// engine to delete.
+	b := userDir(tester, "image-bundle")
+	s.must("oci", "spec", "--image", ref, "-b", b)
+	editConfig(t, b, setArgs("sleep", "1000"))
+	s.ociDetached("oci", "run", "-d", "-b", b, "step")
+	t.Cleanup(func() { s.run("oci", "delete", "-f", "step") })
+	for _, rmi := range [][]string{{"rmi", ref}, {"rmi", "-f", ref}} {
+		if r := s.run(rmi...); r.code != 125 || !strings.Contains(r.stderr, "oci container step") || len(s.images()) != 1 {
+			t.Errorf("%v of an image an oci container runs from: %s", rmi, r)
+		}
+	}
+	if s.must("image", "prune", "-a"); len(s.images()) != 1 {
+		t.Error("prune -a removed the image an oci container runs from")
+	}
+	s.must("oci", "delete", "-f", "step")
+	// prune: an unnamed image goes, a named one only with -a.
 	s.must("image", "prune")
 	if len(s.images()) != 1 {
 		t.Error("prune removed a named image")

@@ -409,7 +409,11 @@ func (c *ImagePruneCmd) Run(log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		if len(users) == 0 {
+		oci, err := ociContainersOf(img)
+		if err != nil {
+			return err
+		}
+		if len(users) == 0 && len(oci) == 0 {
 			ids = append(ids, img.ID)
 		}
 	}
