@@ -335,7 +335,9 @@ func ociContainersOf(img image.Image) ([]string, error) {
 	}
 	var out []string
 	for _, root := range roots {
-		if _, err := os.Lstat(root); errors.Is(err, os.ErrNotExist) {
+		// Missing, or not the caller's (planted in /tmp): none of its
+		// containers can be there.
+		if st, err := os.Lstat(root); err != nil || !st.IsDir() || !ownedByMe(st) {
 			continue
 		}
 		d, err := state.OpenAt(root)
