@@ -93,6 +93,12 @@ isobox oci run -d c2 </dev/null >/dev/null 2>&1
 pid=$(isobox oci state c2 | grep '"pid"' | tr -dc 0-9)
 cg=$(cut -d: -f3 /proc/$pid/cgroup)
 echo "adopted: $(basename $cg | cut -c1-7) memory.max=$(cat /sys/fs/cgroup$cg/memory.max) parent=$(cat /proc/$(cut -d' ' -f4 /proc/$pid/stat)/comm)"
+# runc's pause and resume, through the cgroup v2 freezer; exec waits for
+# no frozen init; a paused container is deleted with -f.
+isobox oci pause c2; echo "pause rc=$? $(isobox oci state c2 | grep -o '"status": "[a-z]*"') $(grep frozen /sys/fs/cgroup$cg/cgroup.events)"
+isobox oci exec c2 true; echo "exec rc=$?"
+isobox oci resume c2; echo "resume rc=$? $(isobox oci state c2 | grep -o '"status": "[a-z]*"') $(grep frozen /sys/fs/cgroup$cg/cgroup.events)"
+isobox oci pause c2
 isobox oci delete -f c2
 echo "rc=$?"`},
 	// Kernel 6.1 (Debian 12's) for what the host suite runs on a newer
@@ -301,6 +307,11 @@ func TestVMOCIBundleResourcesAreApplied(t *testing.T) {
 	if m := regexp.MustCompile(`adopted: (\S+) memory.max=(\d+) parent=(\S+)`).FindStringSubmatch(r.out); m == nil ||
 		m[1] != "isobox-" || m[2] != "33554432" || m[3] == "isobox:monitor" || !strings.HasSuffix(r.out, "rc=0\n") {
 		t.Errorf("want a detached init in the container's cgroup, adopted away from its monitor: %v", m)
+	}
+	for _, want := range []string{`pause rc=0 "status": "paused" frozen 1`, "exec rc=1", `resume rc=0 "status": "running" frozen 0`} {
+		if !strings.Contains(r.out, want+"\n") {
+			t.Errorf("want %q", want)
+		}
 	}
 	r.noCgroupsLeft(t)
 }

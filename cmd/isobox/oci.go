@@ -22,6 +22,7 @@ import (
 	"github.com/isobox/isobox/rootfs/image"
 	"github.com/isobox/isobox/userns"
 	"github.com/isobox/isobox/userns/bundle"
+	"github.com/isobox/isobox/userns/cgroups"
 	"github.com/isobox/isobox/userns/hooks"
 	"github.com/isobox/isobox/userns/seccomp"
 	"github.com/isobox/isobox/userns/state"
@@ -44,6 +45,8 @@ type OciCmd struct {
 	List     OciListCmd     `cmd:"" help:"List the containers."`
 	Ps       OciPsCmd       `cmd:"" help:"List a container's processes."`
 	Spec     OciSpecCmd     `cmd:"" help:"Write a starter config.json."`
+	Pause    OciPauseCmd    `cmd:"" help:"Freeze a running container's processes (cgroup v2 freezer)."`
+	Resume   OciResumeCmd   `cmd:"" help:"Thaw a paused container."`
 	Features OciFeaturesCmd `cmd:"" help:"Print what isobox supports, as runc features does."`
 }
 
@@ -393,6 +396,8 @@ func stateOf(i state.Info) ociState {
 		s.Status, s.Pid = "created", i.PID
 	case i.Running && i.PID == 0:
 		s.Status = "creating"
+	case i.Running && i.Cgroup != "" && cgroups.Frozen(i.Cgroup):
+		s.Status, s.Pid = "paused", i.PID
 	case i.Running:
 		s.Status, s.Pid = "running", i.PID
 	}
@@ -461,8 +466,8 @@ func (c *OciExecCmd) run(o *ociFlags) error {
 	if err != nil {
 		return err
 	}
-	if info.Status() != "running" {
-		return fmt.Errorf("container %q is not running", c.ID)
+	if st := stateOf(info).Status; st != "running" {
+		return fmt.Errorf("container %q is not running (it is %s)", c.ID, st)
 	}
 	if req.ConsoleSocket, err = consoleSocket(c.ConsoleSocket, req.TTY, c.Detach); err != nil {
 		return err
@@ -503,6 +508,41 @@ func (c *OciStartCmd) Run(o *ociFlags) error {
 		return o.fail(fmt.Errorf("container %q: %w (it is %s)", c.ID, userns.ErrNotCreated, stateOf(info).Status))
 	}
 	return o.fail(userns.Start(info.Dir))
+}
+
+// OciPauseCmd is `isobox oci pause`: runc's, through the cgroup v2
+// freezer of the container's own cgroup.
+type OciPauseCmd struct {
+	ID string `arg:"" placeholder:"ID"`
+}
+
+func (c *OciPauseCmd) Run(o *ociFlags) error {
+	return o.fail(freeze(o, c.ID, true))
+}
+
+// OciResumeCmd is `isobox oci resume`.
+type OciResumeCmd struct {
+	ID string `arg:"" placeholder:"ID"`
+}
+
+func (c *OciResumeCmd) Run(o *ociFlags) error {
+	return o.fail(freeze(o, c.ID, false))
+}
+
+// freeze pauses a running container, or resumes a paused one.
+func freeze(o *ociFlags, id string, frozen bool) error {
+	_, info, err := o.lookup(id)
+	if err != nil {
+		return err
+	}
+	want := map[bool]string{true: "running", false: "paused"}[frozen]
+	if st := stateOf(info).Status; st != want {
+		return fmt.Errorf("container %q is %s, not %s", id, st, want)
+	}
+	if info.Cgroup == "" {
+		return fmt.Errorf("container %q has no cgroup of its own to freeze (it gets one where your cgroup v2 is delegated: %s)", id, cgroups.DelegateHint)
+	}
+	return cgroups.Freeze(info.Cgroup, frozen)
 }
 
 // OciStateCmd is `isobox oci state`.

@@ -441,3 +441,27 @@ func writeFile(path, value string) error {
 	}
 	return nil
 }
+
+// Freeze freezes (or thaws) every process of the cgroup at path, and waits
+// until the kernel says it is done (cgroup.events), as `runc pause` does.
+func Freeze(path string, frozen bool) error {
+	value := map[bool]string{true: "1", false: "0"}[frozen]
+	if err := writeFile(filepath.Join(path, "cgroup.freeze"), value); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s has no cgroup.freeze (the cgroup v2 freezer is Linux 5.2+)", path)
+		}
+		return err
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if Frozen(path) == frozen {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: cgroup.events does not say frozen %s after 10 s", path, value)
+}
+
+// Frozen reports whether the cgroup at path is frozen.
+func Frozen(path string) bool {
+	b, err := os.ReadFile(filepath.Join(path, "cgroup.events"))
+	return err == nil && strings.Contains("\n"+string(b), "\nfrozen 1\n")
+}
