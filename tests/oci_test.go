@@ -737,7 +737,7 @@ func TestOciPreserveFdsGivesTheCommandThoseDescriptors(t *testing.T) {
 	}
 }
 
-func TestOciPauseFreezesWhereThereIsACgroupAndSaysWhyNot(t *testing.T) {
+func TestOciPauseAndUpdateActWhereThereIsACgroupAndSayWhyNot(t *testing.T) {
 	s := newStore(t)
 	root := s.ociRoot()
 	s.ociDetached("oci", "--root", root, "run", "-d", "-b", bundle(t, s, true, setArgs("sleep", "1000")), "p")
@@ -758,6 +758,25 @@ func TestOciPauseFreezesWhereThereIsACgroupAndSaysWhyNot(t *testing.T) {
 	}
 	if r := s.run("oci", "--root", root, "pause", "nothing"); r.code != 1 || !strings.Contains(r.stderr, "does not exist") {
 		t.Errorf("pause of an unknown container: %s", r)
+	}
+	// update: refused in one line, before anything is written, when its
+	// input is bad; without a cgroup of its own, it says so.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "no limit given"},
+		{[]string{"--memory", "lots"}, "--memory"},
+		{[]string{"--memory", "1k"}, "minimum"},
+		{[]string{"-r", "/nonexistent"}, "--resources"},
+	} {
+		r := s.run(append(append([]string{"oci", "--root", root, "update"}, c.args...), "p")...)
+		if r.code != 1 || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("update %v: %s", c.args, r)
+		}
+	}
+	if r := s.run("oci", "--root", root, "update", "--memory", "64m", "p"); r.code != 0 && !strings.Contains(r.stderr, "no cgroup of its own") {
+		t.Errorf("update without a cgroup: %s", r)
 	}
 }
 

@@ -98,6 +98,10 @@ echo "adopted: $(basename $cg | cut -c1-7) memory.max=$(cat /sys/fs/cgroup$cg/me
 isobox oci pause c2; echo "pause rc=$? $(isobox oci state c2 | grep -o '"status": "[a-z]*"') $(grep frozen /sys/fs/cgroup$cg/cgroup.events)"
 isobox oci exec c2 true; echo "exec rc=$?"
 isobox oci resume c2; echo "resume rc=$? $(isobox oci state c2 | grep -o '"status": "[a-z]*"') $(grep frozen /sys/fs/cgroup$cg/cgroup.events)"
+# runc's update: flags, and linux.resources on stdin (a controller the
+# container was made without, cpu, is enabled for it).
+isobox oci update --memory 48m --pids-limit 64 c2; echo "update rc=$? $(cat /sys/fs/cgroup$cg/memory.max) $(cat /sys/fs/cgroup$cg/pids.max)"
+echo '{"cpu": {"quota": 20000, "period": 100000}}' | isobox oci update -r - c2; echo "update -r rc=$? $(cat /sys/fs/cgroup$cg/cpu.max)"
 isobox oci pause c2
 isobox oci delete -f c2
 echo "rc=$?"`},
@@ -308,7 +312,8 @@ func TestVMOCIBundleResourcesAreApplied(t *testing.T) {
 		m[1] != "isobox-" || m[2] != "33554432" || m[3] == "isobox:monitor" || !strings.HasSuffix(r.out, "rc=0\n") {
 		t.Errorf("want a detached init in the container's cgroup, adopted away from its monitor: %v", m)
 	}
-	for _, want := range []string{`pause rc=0 "status": "paused" frozen 1`, "exec rc=1", `resume rc=0 "status": "running" frozen 0`} {
+	for _, want := range []string{`pause rc=0 "status": "paused" frozen 1`, "exec rc=1", `resume rc=0 "status": "running" frozen 0`,
+		"update rc=0 50331648 64", "update -r rc=0 20000 100000"} {
 		if !strings.Contains(r.out, want+"\n") {
 			t.Errorf("want %q", want)
 		}

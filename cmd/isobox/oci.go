@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -45,6 +46,7 @@ type OciCmd struct {
 	List     OciListCmd     `cmd:"" help:"List the containers."`
 	Ps       OciPsCmd       `cmd:"" help:"List a container's processes."`
 	Spec     OciSpecCmd     `cmd:"" help:"Write a starter config.json."`
+	Update   OciUpdateCmd   `cmd:"" help:"Change a running container's cgroup limits, as runc update does."`
 	Pause    OciPauseCmd    `cmd:"" help:"Freeze a running container's processes (cgroup v2 freezer)."`
 	Resume   OciResumeCmd   `cmd:"" help:"Thaw a paused container."`
 	Features OciFeaturesCmd `cmd:"" help:"Print what isobox supports, as runc features does."`
@@ -543,6 +545,117 @@ func freeze(o *ociFlags, id string, frozen bool) error {
 		return fmt.Errorf("container %q has no cgroup of its own to freeze (it gets one where your cgroup v2 is delegated: %s)", id, cgroups.DelegateHint)
 	}
 	return cgroups.Freeze(info.Cgroup, frozen)
+}
+
+// OciUpdateCmd is `isobox oci update`: runc's flags, written into the
+// running container's own cgroup.
+type OciUpdateCmd struct {
+	Resources         string `short:"r" name:"resources" placeholder:"FILE" help:"linux.resources as JSON (- for stdin), as runc takes it."`
+	Memory            string `name:"memory" placeholder:"SIZE" help:"memory.max (b, k, m, g)."`
+	MemoryReservation string `name:"memory-reservation" placeholder:"SIZE" help:"memory.low."`
+	MemorySwap        string `name:"memory-swap" placeholder:"SIZE" help:"Memory plus swap (-1: unlimited swap)."`
+	CPUPeriod         uint64 `name:"cpu-period" help:"cpu.max's period, microseconds."`
+	CPUQuota          int64  `name:"cpu-quota" help:"cpu.max's quota, microseconds per period."`
+	CPUShare          uint64 `name:"cpu-share" help:"Relative weight, cgroup v1's shares (as cpu.weight)."`
+	CpusetCpus        string `name:"cpuset-cpus" placeholder:"LIST" help:"CPUs allowed (0-3,5)."`
+	CpusetMems        string `name:"cpuset-mems" placeholder:"LIST" help:"Memory nodes allowed."`
+	PidsLimit         int64  `name:"pids-limit" help:"pids.max (-1: unlimited)."`
+	BlkioWeight       uint16 `name:"blkio-weight" help:"Block I/O weight, 10-1000."`
+	ID                string `arg:"" placeholder:"ID"`
+}
+
+func (c *OciUpdateCmd) Run(o *ociFlags, log *slog.Logger) error {
+	return o.fail(c.run(o, log))
+}
+
+func (c *OciUpdateCmd) run(o *ociFlags, log *slog.Logger) error {
+	l, err := c.limits(log)
+	if err != nil {
+		return err
+	}
+	if l.IsZero() {
+		return errors.New("update: no limit given (--memory, --cpu-quota, --pids-limit... or -r FILE)")
+	}
+	_, info, err := o.lookup(c.ID)
+	if err != nil {
+		return err
+	}
+	if st := stateOf(info).Status; st != "running" && st != "paused" && st != "created" {
+		return fmt.Errorf("container %q is %s", c.ID, st)
+	}
+	if info.Cgroup == "" {
+		return fmt.Errorf("container %q has no cgroup of its own to update (it gets one where your cgroup v2 is delegated: %s)", c.ID, cgroups.DelegateHint)
+	}
+	return cgroups.Update(info.Cgroup, l)
+}
+
+// limits are the flags' limits over -r's.
+func (c *OciUpdateCmd) limits(log *slog.Logger) (cgroups.Limits, error) {
+	var l cgroups.Limits
+	if c.Resources != "" {
+		b, err := readFileOrStdin(c.Resources)
+		if err != nil {
+			return l, fmt.Errorf("--resources: %w", err)
+		}
+		var r specs.LinuxResources
+		if err := json.Unmarshal(b, &r); err != nil {
+			return l, fmt.Errorf("--resources %s: %w", c.Resources, err)
+		}
+		var notes []string
+		if l, notes, err = bundle.Resources(&r); err != nil {
+			return l, fmt.Errorf("--resources %s: %w", c.Resources, err)
+		}
+		for _, n := range notes {
+			log.Info(n)
+		}
+	}
+	for _, f := range []struct {
+		flag, value string
+		dst         *int64
+	}{{"--memory", c.Memory, &l.Memory}, {"--memory-reservation", c.MemoryReservation, &l.MemoryReservation}, {"--memory-swap", c.MemorySwap, &l.MemorySwap}} {
+		if f.value == "" {
+			continue
+		}
+		if f.flag == "--memory-swap" && f.value == "-1" {
+			*f.dst = -1
+			continue
+		}
+		n, err := cgroups.ParseSize(f.value)
+		if err != nil {
+			return l, fmt.Errorf("%s: %w", f.flag, err)
+		}
+		*f.dst = n
+	}
+	if c.CPUPeriod != 0 {
+		l.CPUPeriod = c.CPUPeriod
+	}
+	if c.CPUQuota != 0 {
+		l.CPUQuota = c.CPUQuota
+	}
+	if c.CPUShare != 0 {
+		l.CPUShares = c.CPUShare
+	}
+	if c.CpusetCpus != "" {
+		l.CpusetCpus = c.CpusetCpus
+	}
+	if c.CpusetMems != "" {
+		l.CpusetMems = c.CpusetMems
+	}
+	if c.PidsLimit != 0 {
+		l.PidsLimit = c.PidsLimit
+	}
+	if c.BlkioWeight != 0 {
+		l.BlkioWeight = c.BlkioWeight
+	}
+	return l, l.Validate()
+}
+
+// readFileOrStdin reads the file name, or standard input for "-".
+func readFileOrStdin(name string) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(os.Stdin)
+	}
+	return os.ReadFile(name)
 }
 
 // OciStateCmd is `isobox oci state`.

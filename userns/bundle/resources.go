@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 
@@ -14,8 +15,21 @@ import (
 // start, as runc --rootless does (Options.LimitsBestEffort). What has no
 // rootless cgroup v2 meaning is named in one note.
 func (l *Launch) resources(r *specs.LinuxResources) error {
+	lim, notes, err := Resources(r)
+	if err != nil {
+		return fieldError("linux.resources", "%v", err)
+	}
+	l.Options.Limits, l.Options.LimitsBestEffort = lim, true
+	l.Notes = append(l.Notes, notes...)
+	return nil
+}
+
+// Resources turns runtime-spec's linux.resources into cgroup v2 limits, as
+// `oci run` and `oci update -r` take them, with a note for each part that
+// is raised or has no rootless cgroup v2 meaning.
+func Resources(r *specs.LinuxResources) (cgroups.Limits, []string, error) {
 	var lim cgroups.Limits
-	var ignored []string
+	var ignored, notes []string
 	if len(r.Devices) > 0 {
 		// A user namespace has no device cgroup to program: the container
 		// gets only isobox's harmless devices and linux.devices, bound.
@@ -52,7 +66,7 @@ func (l *Launch) resources(r *specs.LinuxResources) error {
 		case p.Limit > 0 && p.Limit < cgroups.MinPids:
 			// isobox's init counts; below this it cannot start.
 			lim.PidsLimit = cgroups.MinPids
-			l.note("linux.resources.pids.limit %d raised to %d: isobox's init, the container's PID 1, is a Go program whose threads count too", p.Limit, cgroups.MinPids)
+			notes = append(notes, fmt.Sprintf("linux.resources.pids.limit %d raised to %d: isobox's init, the container's PID 1, is a Go program whose threads count too", p.Limit, cgroups.MinPids))
 		case p.Limit > 0:
 			lim.PidsLimit = p.Limit
 		case p.Limit < 0:
@@ -74,14 +88,13 @@ func (l *Launch) resources(r *specs.LinuxResources) error {
 		}
 	}
 	if err := lim.Validate(); err != nil {
-		return fieldError("linux.resources", "%v", err)
+		return cgroups.Limits{}, nil, err
 	}
-	l.Options.Limits, l.Options.LimitsBestEffort = lim, true
 	if len(ignored) > 0 {
 		sort.Strings(ignored)
-		l.note("linux.resources: %s ignored (no rootless cgroup v2 equivalent)", strings.Join(ignored, ", "))
+		notes = append(notes, fmt.Sprintf("linux.resources: %s ignored (no rootless cgroup v2 equivalent)", strings.Join(ignored, ", ")))
 	}
-	return nil
+	return lim, notes, nil
 }
 
 // positive is a limit's value, 0 for none (runtime-spec's -1 is none too).

@@ -465,3 +465,20 @@ func Frozen(path string) bool {
 	b, err := os.ReadFile(filepath.Join(path, "cgroup.events"))
 	return err == nil && strings.Contains("\n"+string(b), "\nfrozen 1\n")
 }
+
+// Update writes limits l into the running container's cgroup at path
+// (`oci update`), enabling in its parent the controllers they need first,
+// as Create does; what l leaves unset is left as it is.
+func Update(path string, l Limits) error {
+	if err := l.Validate(); err != nil {
+		return err
+	}
+	base := filepath.Dir(path)
+	if err := checkCpuset(base, l); err != nil {
+		return err
+	}
+	if err := enable(base, l.Controllers()); err != nil {
+		return err
+	}
+	return (&Cgroup{Path: path}).apply(l)
+}
