@@ -27,21 +27,9 @@ type limitFlags struct {
 // not have) is refused when the cgroup is made, still before the start.
 func (f limitFlags) limits() (cgroups.Limits, error) {
 	l := cgroups.Limits{CPUShares: f.CPUShares, CpusetCpus: f.CpusetCpus, CpusetMems: f.CpusetMems, BlkioWeight: f.BlkioWeight}
-	var err error
-	for _, s := range []struct {
-		flag, val string
-		dst       *int64
-	}{{"--memory", f.Memory, &l.Memory}, {"--memory-reservation", f.MemoryReservation, &l.MemoryReservation}, {"--memory-swap", f.MemorySwap, &l.MemorySwap}} {
-		if s.val == "" {
-			continue
-		}
-		if s.flag == "--memory-swap" && s.val == "-1" {
-			*s.dst = -1
-			continue
-		}
-		if *s.dst, err = cgroups.ParseSize(s.val); err != nil {
-			return l, fmt.Errorf("%s %w", s.flag, err)
-		}
+	err := memorySizes(&l, f.Memory, f.MemoryReservation, f.MemorySwap)
+	if err != nil {
+		return l, err
 	}
 	if f.CPUs != "" {
 		if l.CPUQuota, err = cgroups.CPUs(f.CPUs); err != nil {
@@ -61,4 +49,28 @@ func (f limitFlags) limits() (cgroups.Limits, error) {
 		return l, err
 	}
 	return l, nil
+}
+
+// memorySizes reads --memory, --memory-reservation and --memory-swap
+// (podman's and runc's sizes; -1 swap is unlimited) into l; "" leaves one
+// unset.
+func memorySizes(l *cgroups.Limits, memory, reservation, swap string) error {
+	for _, s := range []struct {
+		flag, val string
+		dst       *int64
+	}{{"--memory", memory, &l.Memory}, {"--memory-reservation", reservation, &l.MemoryReservation}, {"--memory-swap", swap, &l.MemorySwap}} {
+		if s.val == "" {
+			continue
+		}
+		if s.flag == "--memory-swap" && s.val == "-1" {
+			*s.dst = -1
+			continue
+		}
+		n, err := cgroups.ParseSize(s.val)
+		if err != nil {
+			return fmt.Errorf("%s %w", s.flag, err)
+		}
+		*s.dst = n
+	}
+	return nil
 }

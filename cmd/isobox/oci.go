@@ -609,22 +609,8 @@ func (c *OciUpdateCmd) limits(log *slog.Logger) (cgroups.Limits, error) {
 			log.Info(n)
 		}
 	}
-	for _, f := range []struct {
-		flag, value string
-		dst         *int64
-	}{{"--memory", c.Memory, &l.Memory}, {"--memory-reservation", c.MemoryReservation, &l.MemoryReservation}, {"--memory-swap", c.MemorySwap, &l.MemorySwap}} {
-		if f.value == "" {
-			continue
-		}
-		if f.flag == "--memory-swap" && f.value == "-1" {
-			*f.dst = -1
-			continue
-		}
-		n, err := cgroups.ParseSize(f.value)
-		if err != nil {
-			return l, fmt.Errorf("%s: %w", f.flag, err)
-		}
-		*f.dst = n
+	if err := memorySizes(&l, c.Memory, c.MemoryReservation, c.MemorySwap); err != nil {
+		return l, err
 	}
 	if c.CPUPeriod != 0 {
 		l.CPUPeriod = c.CPUPeriod
