@@ -127,6 +127,15 @@ func alive(pid int) bool {
 	return len(f) > 0 && f[0] != "Z"
 }
 
+// goneBy waits until pid is no longer alive, or deadline; it reports
+// whether the process is gone.
+func goneBy(pid int, deadline time.Time) bool {
+	for alive(pid) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return !alive(pid)
+}
+
 func TestDetachedContainerRunsListsExecsAndStops(t *testing.T) {
 	s := newStore(t)
 	out := s.must("run", "-d", "--name", "web", "--net", "none", rootfs, "sh", "-c", "echo started; exec sleep 1000")

@@ -806,10 +806,7 @@ func TestOciMonitorKilledLeavesStateStoppedAndNothingRunning(t *testing.T) {
 		s.waitStopped(id)
 		deadline := time.Now().Add(10 * time.Second)
 		for _, p := range append(pids, st.Pid) {
-			for alive(p) && time.Now().Before(deadline) {
-				time.Sleep(20 * time.Millisecond)
-			}
-			if alive(p) {
+			if !goneBy(p, deadline) {
 				t.Errorf("%s: PID %d outlived its monitor", how, p)
 			}
 		}

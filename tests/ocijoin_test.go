@@ -115,10 +115,7 @@ func TestOciJoinsNamespacesWithTheUserNamespaceThatOwnsThem(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.waitStopped("held")
-	for deadline := time.Now().Add(10 * time.Second); alive(st.Pid) && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if alive(st.Pid) {
+	if !goneBy(st.Pid, time.Now().Add(10*time.Second)) {
 		t.Errorf("init %d outlived its monitor", st.Pid)
 	}
 	s.must("oci", "--root", root, "delete", "held")
