@@ -152,12 +152,8 @@ func MapText(m []Mapping) string {
 
 // Contains reports whether container id is mapped by m.
 func Contains(m []Mapping, id uint32) bool {
-	for _, e := range m {
-		if id >= e.ContainerID && uint64(id) < uint64(e.ContainerID)+uint64(e.Size) {
-			return true
-		}
-	}
-	return false
+	_, ok := HostOf(m, id)
+	return ok
 }
 
 // Size is the number of ids m maps.

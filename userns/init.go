@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/isobox/isobox/idmap"
 	"github.com/isobox/isobox/rootfs"
 	"github.com/isobox/isobox/slirp"
 )
@@ -264,25 +265,13 @@ func traceLockDown(c *Config) {
 // map file (0 when only root is).
 func mappedFromZero(mapFile string) uint32 {
 	b, _ := os.ReadFile(mapFile)
-	type extent struct{ inside, count uint64 }
-	var ex []extent
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) != 3 {
-			continue
-		}
-		in, err1 := strconv.ParseUint(f[0], 10, 32)
-		n, err2 := strconv.ParseUint(f[2], 10, 32)
-		if err1 == nil && err2 == nil && n > 0 {
-			ex = append(ex, extent{in, n})
-		}
-	}
-	next := uint64(0) // the first id not known to be mapped
+	ex, _ := idmap.ParseMap(string(b)) // the kernel's own text
+	next := uint64(0)                  // the first id not known to be mapped
 	for grew := true; grew; {
 		grew = false
 		for _, e := range ex {
-			if e.inside <= next && e.inside+e.count > next {
-				next, grew = e.inside+e.count, true
+			if start := uint64(e.ContainerID); start <= next && start+uint64(e.Size) > next {
+				next, grew = start+uint64(e.Size), true
 			}
 		}
 	}

@@ -39,7 +39,8 @@ func decide(o Options) (*launch, error) {
 		return nil, setupError(errors.New("no command"))
 	}
 	var plan idmap.Plan
-	if _, joinUser := joinFlags(o.Join); joinUser {
+	joins, joinUser := joinFlags(o.Join)
+	if joinUser {
 		// The joined namespace's own maps, read once the holder is in it
 		// (joinedMaps).
 		if o.Net != NetNone && o.Net != NetHost || len(o.Publish) > 0 {
@@ -84,7 +85,6 @@ func decide(o Options) (*launch, error) {
 	if cfg.Net != NetHost {
 		lp.flags |= unix.CLONE_NEWNET
 	}
-	joins, joinUser := joinFlags(o.Join)
 	lp.flags &^= joins
 	lp.joinUser = joinUser
 	cfg.Joined = joins

@@ -324,16 +324,16 @@ func containersOf(img image.Image) (*state.Dir, []state.Info, error) {
 	return dir, out, nil
 }
 
-// ociContainersOf are the created and running `isobox oci` containers
-// made from img, in the roots oci uses when --root is not given: the
-// default one, and /tmp/isobox-oci-UID, which Slurm's oci.conf names. A
-// container under another --root cannot be known.
-func ociContainersOf(img image.Image) ([]string, error) {
+// ociUsers are the created and running `isobox oci` containers made from
+// an image, by image ID, in the roots oci uses when --root is not given:
+// the default one, and /tmp/isobox-oci-UID, which Slurm's oci.conf names.
+// A container under another --root cannot be known.
+func ociUsers() (map[string][]string, error) {
 	roots := []string{tmpOciRoot()}
 	if d := defaultOciRoot(); d != roots[0] {
 		roots = append(roots, d)
 	}
-	var out []string
+	users := map[string][]string{}
 	for _, root := range roots {
 		// Missing, or not the caller's (planted in /tmp): none of its
 		// containers can be there.
@@ -349,23 +349,23 @@ func ociContainersOf(img image.Image) ([]string, error) {
 			return nil, err
 		}
 		for _, i := range list {
-			if i.ImageID == img.ID && i.Running {
-				out = append(out, fmt.Sprintf("%s (isobox oci --root %s)", i.Name, root))
+			if i.ImageID != "" && i.Running {
+				users[i.ImageID] = append(users[i.ImageID], fmt.Sprintf("%s (isobox oci --root %s)", i.Name, root))
 			}
 		}
 	}
-	return out, nil
+	return users, nil
 }
 
 // releaseContainers refuses an image containers use, or with force removes
 // them first (rm -f), as podman does. An `isobox oci` container that runs
 // from it is never removed here: it is its engine's (Slurm's) to delete.
 func (im *images) releaseContainers(img image.Image, force bool) error {
-	oci, err := ociContainersOf(img)
+	ociUsed, err := ociUsers()
 	if err != nil {
 		return err
 	}
-	if len(oci) > 0 {
+	if oci := ociUsed[img.ID]; len(oci) > 0 {
 		return fmt.Errorf("image %s is in use by the oci container %s: delete it first (its engine will, when it ends)", img.ShortID(), strings.Join(oci, ", "))
 	}
 	dir, users, err := containersOf(img)
@@ -402,20 +402,24 @@ func (c *ImagePruneCmd) Run(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Who uses what, read once for all the images.
+	used, err := ociUsers()
+	if err != nil {
+		return err
+	}
+	list, err := listAll()
+	if err != nil {
+		return err
+	}
+	for _, i := range list {
+		used[i.ImageID] = append(used[i.ImageID], i.Name)
+	}
 	var ids []string
 	for _, img := range imgs {
 		if len(img.Names) > 0 && !c.All {
 			continue
 		}
-		_, users, err := containersOf(img)
-		if err != nil {
-			return err
-		}
-		oci, err := ociContainersOf(img)
-		if err != nil {
-			return err
-		}
-		if len(users) == 0 && len(oci) == 0 {
+		if len(used[img.ID]) == 0 {
 			ids = append(ids, img.ID)
 		}
 	}
