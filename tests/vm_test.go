@@ -84,8 +84,13 @@ func bootVM(t *testing.T) (map[string]vmResult, string, error) {
 	if out, err := build.CombinedOutput(); err != nil {
 		return nil, "", fmt.Errorf("go test -c: %v\n%s", err, out)
 	}
+	// The helper that holds a pids limit reached (testdata/pidfill).
+	pidfill := filepath.Join(dir, "pidfill")
+	if err := buildStatic(pidfill, "./testdata/pidfill"); err != nil {
+		return nil, "", err
+	}
 	initrd := filepath.Join(dir, "initrd.gz")
-	if err := buildInitramfs(initrd, vmImages(t), testBinary); err != nil {
+	if err := buildInitramfs(initrd, vmImages(t), testBinary, pidfill); err != nil {
 		return nil, "", fmt.Errorf("initramfs: %w", err)
 	}
 	// A boot that stops making progress (seen twice in about forty here:
@@ -276,7 +281,7 @@ poweroff -f
 // (static) and its two helpers, newuidmap and newgidmap (setuid root),
 // setpriv and ip with the libraries ldd names, a test user with subordinate ranges, the kernel's two modules,
 // and the cases.
-func buildInitramfs(dst string, images []byte, testBinary string) error {
+func buildInitramfs(dst string, images []byte, testBinary, pidfill string) error {
 	f, err := os.Create(dst)
 	if err != nil {
 		return err
@@ -334,6 +339,7 @@ func buildInitramfs(dst string, images []byte, testBinary string) error {
 	w.dir("root", 0o700, 0)
 	w.dir("home/isobox-nosub", 0o755, 1001)
 	w.hostFile("usr/bin/isobox.test", testBinary, 0o755, 0)
+	w.hostFile("usr/bin/pidfill", pidfill, 0o755, 0)
 	w.file("cases/gotests.run", 0o644, 0, []byte(vmGoTests))
 	w.file("etc/subuid", 0o644, 0, []byte("isobox-test:100000:65536\n"))
 	w.file("etc/subgid", 0o644, 0, []byte("isobox-test:100000:65536\n"))

@@ -41,16 +41,48 @@ isobox run --name hog --net none --memory 32m $R dd if=/dev/zero of=/dev/null bs
 echo "rc=$?"
 isobox ps -a
 isobox inspect --format '{{.State.OOMKilled}} {{.State.ExitCode}}' hog`},
-	// The bomb's own shell may find no PID left either: it ends in an
-	// exec, and the numbers are read from outside the container.
+	// The bomb runs in a subshell: the command's shell forks once, before
+	// the bomb takes the PIDs, and then becomes sleep.
 	{name: "forkbomb", inCgroup: true, script: `
-isobox run -d --name bomb --net none --pids-limit 32 $R sh -c 'bomb() { bomb | bomb & }; bomb 2>/dev/null; exec sleep 1000'
+isobox run -d --name bomb --net none --pids-limit 32 $R sh -c '(bomb() { bomb | bomb & }; bomb) 2>/dev/null & exec sleep 1000'
 cg=$(isobox inspect --format '{{.State.Cgroup}}' bomb)
 sleep 5
 echo "pids $(cat $cg/pids.current) of $(cat $cg/pids.max)"
 echo "max events $(grep max $cg/pids.events)"
+echo "status: $(isobox inspect --format '{{.State.Status}}' bomb)"
 echo "guest responsive: $(echo yes)"
 isobox rm -f bomb
+echo "rc=$?"`},
+	// init's threads count against the limit too. Once the container's
+	// processes hold every PID, init must make no thread: Go aborts a
+	// process whose new thread the kernel refuses (threads.go). pidfill
+	// takes the PIDs back as soon as they are freed; init's memory trim
+	// runs after a second, and an exec is tried under the full limit.
+	{name: "pids-full", inCgroup: true, script: `
+isobox run -d --name full --net none --pids-limit 32 -v /usr/bin/pidfill:/pidfill:ro $R sh -c '/pidfill & exec sleep 1000' >/dev/null
+cg=$(isobox inspect --format '{{.State.Cgroup}}' full)
+init=$(isobox inspect --format '{{.State.Pid}}' full)
+echo "init's threads at start: $(grep Threads /proc/$init/status | tr -dc 0-9)"
+sleep 4
+echo "pids $(cat $cg/pids.current) of $(cat $cg/pids.max)"
+isobox exec full true
+echo "exec rc=$?"
+echo "init's threads after: $(grep Threads /proc/$init/status | tr -dc 0-9)"
+echo "status: $(isobox inspect --format '{{.State.Status}}' full)"
+isobox logs full
+isobox rm -f full >/dev/null
+echo "rc=$?"
+# Through the holder, also in the cgroup, with a published port to use.
+isobox run -d --name fullh --net gvisor -p 127.0.0.1:8080:80 --pids-limit 40 -v /usr/bin/pidfill:/pidfill:ro $R sh -c '/pidfill & exec sleep 1000' >/dev/null
+init=$(isobox inspect --format '{{.State.Pid}}' fullh)
+holder=$(cut -d' ' -f4 /proc/$init/stat)
+threads() { echo "$(cat /proc/$holder/comm) $(grep Threads /proc/$holder/status | tr -dc 0-9), init $(grep Threads /proc/$init/status | tr -dc 0-9)"; }
+echo "holder's threads at start: $(threads)"
+sleep 4
+wget -q -T 3 -O /dev/null http://127.0.0.1:8080/ 2>/dev/null
+echo "holder's threads after: $(threads)"
+echo "holder status: $(isobox inspect --format '{{.State.Status}}' fullh)"
+isobox rm -f fullh >/dev/null
 echo "rc=$?"`},
 	{name: "no-delegation", inCgroup: false, script: `
 isobox run --net none --memory 32m $R true
@@ -243,15 +275,37 @@ func TestVMMemoryHogIsOOMKilledInsideTheContainer(t *testing.T) {
 
 func TestVMForkBombIsContainedByPidsLimit(t *testing.T) {
 	r := vmCaseResult(t, "forkbomb")
-	m := regexp.MustCompile(`pids (\d+) of 32`).FindStringSubmatch(r.out)
-	if m == nil {
-		t.Fatalf("no pids.current reading of the bomb's cgroup")
+	if !regexp.MustCompile(`pids \d+ of 32`).MatchString(r.out) {
+		t.Errorf("no pids.current reading of the bomb's cgroup")
 	}
 	if !strings.Contains(r.out, "max events max ") || strings.Contains(r.out, "max events max 0\n") {
 		t.Errorf("pids.events shows no refused fork")
 	}
+	if !strings.Contains(r.out, "status: running\n") {
+		t.Errorf("the bomb ended its own container")
+	}
 	if !strings.Contains(r.out, "guest responsive: yes") || !strings.Contains(r.out, "rc=0") {
 		t.Errorf("the guest did not go on after the bomb, or rm -f failed")
+	}
+	r.noCgroupsLeft(t)
+}
+
+func TestVMInitOutlivesAPidsLimitItsCommandHoldsReached(t *testing.T) {
+	r := vmCaseResult(t, "pids-full")
+	r.printed(t, "pids 32 of 32", "status: running", "rc=0")
+	start := regexp.MustCompile(`init's threads at start: (\d+)\n`).FindStringSubmatch(r.out)
+	if start == nil || !strings.Contains(r.out, "init's threads after: "+start[1]+"\n") {
+		t.Errorf("init made a thread once the PIDs were taken: Go aborts when the kernel refuses one")
+	}
+	if !regexp.MustCompile(`(?m)^isobox: .*resource temporarily unavailable\nexec rc=(12[5-7])$`).MatchString(r.out) {
+		t.Errorf("an exec under the full limit must be refused in one isobox: line")
+	}
+	holder := regexp.MustCompile(`holder's threads at start: (isobox:holder \d+, init \d+)\n`).FindStringSubmatch(r.out)
+	if holder == nil || !strings.Contains(r.out, "holder's threads after: "+holder[1]+"\n") || !strings.Contains(r.out, "holder status: running\n") {
+		t.Errorf("through the holder, the holder or init made a thread once the PIDs were taken, or the container ended")
+	}
+	if !regexp.MustCompile(`(?m)^pidfill: limit reached after \d+$`).MatchString(r.out) {
+		t.Errorf("pidfill never reached the limit")
 	}
 	r.noCgroupsLeft(t)
 }

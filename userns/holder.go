@@ -25,6 +25,7 @@ import (
 func holderMain() error {
 	ch := newChannel(fdChannel, "parent")
 	parent := os.Getppid()
+	threads := reserveThreads() // made while the runner writes the maps
 	if err := ch.send(Message{Kind: MsgReady}); err != nil {
 		return err
 	}
@@ -91,6 +92,7 @@ func holderMain() error {
 			Pdeathsig: syscall.SIGKILL,
 		},
 	}
+	threads.settle() // before init, and the command after it, can take PIDs
 	if err := cmd.Start(); err != nil {
 		if errors.Is(err, unix.EINVAL) && cloneflags&unix.CLONE_NEWTIME == 0 && hc.Time {
 			return ch.fail(125, fmt.Errorf("--time-offset: this kernel (%s) cannot start a process from a Go program in a time namespace made with offsets (it refuses a vfork after unshare(CLONE_NEWTIME), as Linux 6.1 does; later kernels allow it)", kernelRelease()))

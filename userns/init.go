@@ -67,6 +67,11 @@ func initMain() error {
 	if c == nil {
 		return errors.New("protocol: config message without config")
 	}
+	// Init's threads are made now, on the other CPU (threads.go).
+	var threads *threadReserve
+	if !c.NoInit {
+		threads = reserveThreads()
+	}
 	// The exec socket's listener, when the container has a record.
 	execListener := -1
 	var preserved []int // the command's 3, 4, ...: last in the message
@@ -191,6 +196,9 @@ func initMain() error {
 	}
 	if err := runHooks(c, c.tracer(), "startContainer", c.hookSet().StartContainer, "created", m.Pid); err != nil {
 		return ch.fail(ExitSetup, err)
+	}
+	if threads != nil {
+		threads.settle()
 	}
 	// Last, so that nothing of the set-up runs under the command's limits.
 	if err := applyRlimits(c); err != nil {

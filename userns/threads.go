@@ -1,0 +1,66 @@
+package userns
+
+import (
+	"runtime"
+	"sync"
+)
+
+// A Go process inside the container's cgroup (init, and the holder when
+// there is one) counts its threads against the container's pids limit and
+// the user's RLIMIT_NPROC. The Go runtime starts a thread whenever it has
+// work and no idle thread, and when the kernel refuses one (EAGAIN: the
+// container's own processes took the last PIDs, a fork bomb or a build
+// run with too many jobs) it neither retries nor fails the one call: it
+// aborts the process, "failed to create new OS thread". Init would die, and
+// the container with it, of what the limit is there to survive. The VM lane
+// shows it: with its command holding every PID of --pids-limit 32, init
+// wanted one thread more about a second in (its memory trim, trim.go, and a
+// system call the scheduler handed off) and died with "fatal error:
+// newosproc", its stack in the container's log.
+//
+// So such a process makes the threads it will want while it starts, before
+// the command can run, and keeps them: the runtime takes an idle thread
+// before it makes one, and never ends a thread no goroutine is locked to.
+// From then on it runs Go code on one CPU (GOMAXPROCS 1), which bounds how
+// many threads it can want at once, whatever the machine's size: the one
+// running, those blocked in a system call for good (the exec socket's
+// accept, a blocking channel's read), the forker's locked one, sysmon.
+
+// spareThreads is how many idle threads a reserve leaves: one for each
+// goroutine that may block in a system call for the container's life, and
+// one for a short call the scheduler hands off. The VM lane checks that
+// the thread counts of init and the holder stay as they were at start,
+// through the trim, an exec and a published port's use.
+const spareThreads = 3
+
+// threadReserve is a set of goroutines each holding a thread of its own
+// (runtime.LockOSThread) until settle: the runtime has to make the threads
+// meanwhile, off the start's path.
+type threadReserve struct {
+	locked  sync.WaitGroup
+	release chan struct{}
+}
+
+func reserveThreads() *threadReserve {
+	r := &threadReserve{release: make(chan struct{})}
+	r.locked.Add(spareThreads)
+	for range spareThreads {
+		go func() {
+			runtime.LockOSThread()
+			r.locked.Done()
+			<-r.release
+			// Unlocked before the goroutine ends: a thread still locked
+			// then would exit with it.
+			runtime.UnlockOSThread()
+		}()
+	}
+	return r
+}
+
+// settle waits until the reserved threads exist, leaves them idle for the
+// runtime to reuse, and limits Go to one CPU from now on.
+func (r *threadReserve) settle() {
+	r.locked.Wait()
+	close(r.release)
+	runtime.GOMAXPROCS(1)
+}
