@@ -115,6 +115,7 @@ func holderMain() error {
 		cmd.Process.Kill()
 	}
 	// The holder waits from here on, for the container's life.
+	oneCPUAfter(100 * time.Millisecond)
 	trimAfter(time.Second)
 	quit := make(chan struct{})
 	served := make(chan struct{})

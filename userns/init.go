@@ -408,7 +408,9 @@ func superviseCommand(ch *channel, c *Config, argv0 string, sigc <-chan os.Signa
 		ch.Close()
 	}
 
-	trimAfter(time.Second) // init waits for the container's life too
+	// init waits for the container's life too.
+	oneCPUAfter(100 * time.Millisecond)
+	trimAfter(time.Second)
 	execs := newExecServer(c, fork)
 	if execListener >= 0 {
 		go execs.serve(execListener)

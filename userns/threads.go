@@ -3,6 +3,7 @@ package userns
 import (
 	"runtime"
 	"sync"
+	"time"
 )
 
 // A Go process inside the container's cgroup (init, and the holder when
@@ -21,10 +22,11 @@ import (
 // So such a process makes the threads it will want while it starts, before
 // the command can run, and keeps them: the runtime takes an idle thread
 // before it makes one, and never ends a thread no goroutine is locked to.
-// From then on it runs Go code on one CPU (GOMAXPROCS 1), which bounds how
-// many threads it can want at once, whatever the machine's size: the one
-// running, those blocked in a system call for good (the exec socket's
-// accept, a blocking channel's read), the forker's locked one, sysmon.
+// Soon after the command runs, it runs Go code on one CPU (GOMAXPROCS 1),
+// which bounds how many threads it can want at once, whatever the machine's
+// size: the one running, those blocked in a system call for good (the exec
+// socket's accept, a blocking channel's read), the forker's locked one,
+// sysmon.
 
 // spareThreads is how many idle threads a reserve leaves: one for each
 // goroutine that may block in a system call for the container's life, and
@@ -57,10 +59,18 @@ func reserveThreads() *threadReserve {
 	return r
 }
 
-// settle waits until the reserved threads exist, leaves them idle for the
-// runtime to reuse, and limits Go to one CPU from now on.
+// settle waits until the reserved threads exist and leaves them idle for
+// the runtime to reuse.
 func (r *threadReserve) settle() {
 	r.locked.Wait()
 	close(r.release)
-	runtime.GOMAXPROCS(1)
+}
+
+// oneCPUAfter limits Go to one CPU once the process has waited d. Not at
+// once: the change stops the world, 50-100 µs here, which the exit of a
+// short command would wait for; until then the spare threads cover what a
+// second CPU may want, and the memory trim (trim.go), whose collection
+// would want a thread for each CPU, comes later.
+func oneCPUAfter(d time.Duration) {
+	time.AfterFunc(d, func() { runtime.GOMAXPROCS(1) })
 }
