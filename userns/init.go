@@ -317,6 +317,11 @@ func execError(name string, err error) (int, error) {
 	if errors.Is(err, unix.ENOENT) {
 		return ExitNotFound, fmt.Errorf("%s: no such file or directory", name)
 	}
+	if errors.Is(err, unix.EAGAIN) {
+		// fork's answer when a process limit is reached, which a user
+		// would not guess from "resource temporarily unavailable".
+		return ExitCannotExec, fmt.Errorf("%s: fork: %w: the container's pids limit, or your user's process limit (ulimit -u), is reached", name, err)
+	}
 	return ExitCannotExec, fmt.Errorf("%s: %w", name, err)
 }
 
