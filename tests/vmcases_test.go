@@ -83,6 +83,18 @@ wget -q -T 3 -O /dev/null http://127.0.0.1:8080/ 2>/dev/null
 echo "holder's threads after: $(threads)"
 echo "holder status: $(isobox inspect --format '{{.State.Status}}' fullh)"
 isobox rm -f fullh >/dev/null
+echo "rc=$?"
+# An OCI bundle run -d: init is adopted, and also blocks reading its channel.
+mkdir -p /tmp/full && cd /tmp/full && cp -a $R rootfs && isobox oci spec --rootless
+sed -i 's|^\t"linux": {|\t"linux": {"resources": {"pids": {"limit": 32}},|' config.json
+sed -i 's|^\t"mounts": \[|\t"mounts": [{"destination": "/pidfill", "type": "bind", "source": "/usr/bin/pidfill", "options": ["rbind", "ro"]},|' config.json
+sed -i 's|^\t\t\t"sh"|\t\t\t"sh", "-c", "/pidfill \& exec sleep 1000"|' config.json
+isobox oci run -d full </dev/null >/dev/null 2>&1
+init=$(isobox oci state full | grep '"pid"' | tr -dc 0-9)
+echo "adopted init's threads at start: $(grep Threads /proc/$init/status | tr -dc 0-9)"
+sleep 4
+echo "adopted init's threads after: $(grep Threads /proc/$init/status | tr -dc 0-9) $(isobox oci state full | grep -o '"status": "[a-z]*"') pids $(cat /sys/fs/cgroup$(cut -d: -f3 /proc/$init/cgroup)/pids.current)"
+isobox oci delete -f full
 echo "rc=$?"`},
 	{name: "no-delegation", inCgroup: false, script: `
 isobox run --net none --memory 32m $R true
@@ -303,6 +315,10 @@ func TestVMInitOutlivesAPidsLimitItsCommandHoldsReached(t *testing.T) {
 	holder := regexp.MustCompile(`holder's threads at start: (isobox:holder \d+, init \d+)\n`).FindStringSubmatch(r.out)
 	if holder == nil || !strings.Contains(r.out, "holder's threads after: "+holder[1]+"\n") || !strings.Contains(r.out, "holder status: running\n") {
 		t.Errorf("through the holder, the holder or init made a thread once the PIDs were taken, or the container ended")
+	}
+	adopted := regexp.MustCompile(`adopted init's threads at start: (\d+)\n`).FindStringSubmatch(r.out)
+	if adopted == nil || !strings.Contains(r.out, "adopted init's threads after: "+adopted[1]+` "status": "running" pids 32`+"\n") {
+		t.Errorf("an adopted init (oci run -d) made a thread once the PIDs were taken, or the container ended")
 	}
 	if !regexp.MustCompile(`(?m)^pidfill: limit reached after \d+$`).MatchString(r.out) {
 		t.Errorf("pidfill never reached the limit")
