@@ -202,6 +202,39 @@ func TestDetachedContainerRunsListsExecsAndStops(t *testing.T) {
 	}
 }
 
+// Init and the holder run Go on at most two CPUs from their first
+// instruction, whatever the machine's size, so that the threads they make
+// are as many as the VM lane counts (userns/threads.go): GOMAXPROCS=2 is in
+// their environment, and in neither the command's nor an exec's.
+func TestOnlyInitAndTheHolderGetGOMAXPROCS(t *testing.T) {
+	s := newStore(t)
+	for _, net := range []string{"none", "gvisor"} {
+		name := "cpus-" + net
+		s.must("run", "-d", "--name", name, "--net", net, rootfs, "sleep", "1000")
+		c, _ := s.get(name)
+		procs := map[string]int{"isobox:init": c.PID}
+		if net == "gvisor" {
+			stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.PID))
+			if f := strings.Fields(string(stat)); len(f) > 3 {
+				ppid, _ := strconv.Atoi(f[3])
+				procs["isobox:holder"] = ppid
+			}
+		}
+		for want, pid := range procs {
+			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+			env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+			if strings.TrimSpace(string(comm)) != want || err != nil || string(env) != "GOMAXPROCS=2\x00" {
+				t.Errorf("--net %s: %s (pid %d, %q) has environment %q (%v), want GOMAXPROCS=2 alone", net, want, pid, comm, env, err)
+			}
+		}
+		got := s.must("exec", name, "sh", "-c", "env; tr '\\0' '\\n' < /proc/$(pidof sleep)/environ")
+		if strings.Contains(got, "GOMAXPROCS") || !strings.Contains(got, "PATH=") {
+			t.Errorf("--net %s: the command's or the exec's environment:\n%s", net, got)
+		}
+		s.must("rm", "-f", name)
+	}
+}
+
 func TestStateIsPrivateToTheUser(t *testing.T) {
 	s := newStore(t)
 	s.must("run", "--name", "once", "--net", "none", rootfs, "true")

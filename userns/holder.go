@@ -79,7 +79,7 @@ func holderMain() error {
 	cmd := &exec.Cmd{
 		Path:       initExe,
 		Args:       []string{stageInit},
-		Env:        []string{},
+		Env:        []string{goEnv},
 		Stdin:      os.Stdin,
 		Stdout:     os.Stdout,
 		Stderr:     os.Stderr,

@@ -253,7 +253,7 @@ func (r *runner) clone() error {
 		r.h, err = startInit(r.lp.directPath, r.lp.flags, r.stdio, at, r.initKid, nil)
 	default:
 		r.trace("clone-holder")
-		r.h, err = startHolder(stageHolder, []string{}, r.stdio, at, r.initKid)
+		r.h, err = startHolder(stageHolder, []string{goEnv}, r.stdio, at, r.initKid)
 	}
 	r.initKid.Close()
 	closeJoins(r.joins) // the child is in them, or nsenter has them

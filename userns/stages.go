@@ -52,7 +52,7 @@ var stages = map[string]func() error{
 // envStage names the stage instead of argv[0] when the stage is exec'd by
 // another program, which sets argv[0] to the path it execs: the holder
 // through nsenter(1), to join a user namespace (join.go). The stage is
-// then given no other environment.
+// then given no other environment but goEnv (threads.go).
 const envStage = "_ISOBOX_STAGE"
 
 // stageName is the stage this process runs, or "".

@@ -106,7 +106,7 @@ func startJoinedHolder(stdio [3]*os.File, at placement, extra ...*os.File) (*hol
 		parentEnd.Close()
 		return nil, err
 	}
-	if err := h.start(h.via[0], stageHolder, []string{envStage + "=" + stageHolder}, 0, true, stdio, at.cgroup, files); err != nil {
+	if err := h.start(h.via[0], stageHolder, []string{envStage + "=" + stageHolder, goEnv}, 0, true, stdio, at.cgroup, files); err != nil {
 		parentEnd.Close()
 		return nil, err
 	}
@@ -125,7 +125,7 @@ func startInit(exe string, flags uintptr, stdio [3]*os.File, at placement, chann
 	if h.adopted {
 		flags |= unix.CLONE_PARENT
 	}
-	if err := h.start(exe, stageInit, []string{}, unix.CLONE_NEWUSER|flags, true, stdio, at.cgroup, []*os.File{channel}); err != nil {
+	if err := h.start(exe, stageInit, []string{goEnv}, unix.CLONE_NEWUSER|flags, true, stdio, at.cgroup, []*os.File{channel}); err != nil {
 		return nil, err
 	}
 	h.initPid = h.cmd.Process.Pid

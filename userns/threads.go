@@ -28,6 +28,15 @@ import (
 // socket's accept, a blocking channel's read), the forker's locked one,
 // sysmon.
 
+// goEnv is the environment init and the holder are started with (their
+// commands get the container's own). Go then uses at most two CPUs from
+// the first instruction, as many as init's set-up uses (its own work and
+// the forker's, forker.go), so the threads they make while they start are
+// as many as on the 2-CPU machines the VM lane counts them on, whatever
+// the machine's size: a 64-CPU node's runtime could otherwise start more
+// than a small pids limit leaves.
+const goEnv = "GOMAXPROCS=2"
+
 // spareThreads is how many idle threads a reserve leaves: one for each
 // goroutine that may block in a system call for the container's life, and
 // one for a short call the scheduler hands off. The VM lane checks that
