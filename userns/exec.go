@@ -87,27 +87,37 @@ func Exec(dir string, r ExecRequest) (int, error) {
 	}
 	copied, detach := term.connect(got)
 	defer detach()
+	code, ok := relay(ch, sigc, func() {
+		if term != nil {
+			term.resize()
+		}
+	})
+	if ok && copied != nil {
+		<-copied
+	}
+	return code, nil
+}
+
+// relay passes the signals of sigc on to the exec'd process over its
+// connection ch (SIGWINCH to winch instead) until the process exits, and
+// returns its status. ok is false when init hung up instead: the container
+// stopped, and with it the PID namespace, whose processes the kernel
+// killed; the status is then SIGKILL's.
+func relay(ch *channel, sigc <-chan os.Signal, winch func()) (code int, ok bool) {
 	go func() {
 		for s := range sigc {
 			if s == unix.SIGWINCH {
-				if term != nil {
-					term.resize()
-				}
+				winch()
 				continue
 			}
 			ch.send(Message{Kind: MsgSignal, Signal: int(s.(syscall.Signal))})
 		}
 	}()
-	m, _, err = ch.expect(MsgExit)
+	m, _, err := ch.expect(MsgExit)
 	if err != nil {
-		// init is gone: the container stopped, and with it the PID
-		// namespace, whose processes the kernel killed.
-		return exitSignalShift + int(unix.SIGKILL), nil
+		return exitSignalShift + int(unix.SIGKILL), false
 	}
-	if copied != nil {
-		<-copied
-	}
-	return m.Code, nil
+	return m.Code, true
 }
 
 // startWatcher starts the watcher of an exec'd process with the
@@ -141,18 +151,8 @@ func watcherMain() error {
 	ch := newChannel(fdChannel, "exec")
 	sigc := make(chan os.Signal, 32)
 	signal.Notify(sigc, runnerSignals...)
-	go func() {
-		for s := range sigc {
-			if s != unix.SIGWINCH {
-				ch.send(Message{Kind: MsgSignal, Signal: int(s.(syscall.Signal))})
-			}
-		}
-	}()
-	m, _, err := ch.expect(MsgExit)
-	if err != nil {
-		return &reported{exitSignalShift + int(unix.SIGKILL)}
-	}
-	return &reported{m.Code}
+	code, _ := relay(ch, sigc, func() {}) // no terminal to resize
+	return &reported{code}
 }
 
 // HostPid finds, among the children of the container's init (initPid, on

@@ -81,6 +81,13 @@ func joinFlags(js []Join) (flags uintptr, user bool) {
 	return flags, flags&unix.CLONE_NEWUSER != 0
 }
 
+// JoinsUser says whether a user namespace is among js: its own maps are
+// then the container's.
+func JoinsUser(js []Join) bool {
+	_, user := joinFlags(js)
+	return user
+}
+
 // joined is a namespace to join, opened and checked.
 type joined struct {
 	Join

@@ -108,7 +108,8 @@ func init() {
 	// "exe" or, run from a sealed descriptor, a number. The name is the
 	// calling thread's; during package initialization the main goroutine
 	// is on the main thread, whose name is the process's.
-	if stage := stageName(); stage != "" {
+	stage := stageName()
+	if stage != "" {
 		name := []byte(stage)
 		if len(name) > 15 {
 			name = name[:15]
@@ -120,7 +121,7 @@ func init() {
 	// (there is no per-thread file). Keeping the holder's main goroutine on
 	// the main thread from the start makes that leader the thread that
 	// unshares, and the thread init is cloned from.
-	if stageName() == stageHolder {
+	if stage == stageHolder {
 		runtime.LockOSThread()
 	}
 }

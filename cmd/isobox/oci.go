@@ -541,10 +541,20 @@ func freeze(o *ociFlags, id string, frozen bool) error {
 	if st := stateOf(info).Status; st != want {
 		return fmt.Errorf("container %q is %s, not %s", id, st, want)
 	}
-	if info.Cgroup == "" {
-		return fmt.Errorf("container %q has no cgroup of its own to freeze (it gets one where your cgroup v2 is delegated: %s)", id, cgroups.DelegateHint)
+	cg, err := ownCgroup(id, info, "freeze")
+	if err != nil {
+		return err
 	}
-	return cgroups.Freeze(info.Cgroup, frozen)
+	return cgroups.Freeze(cg, frozen)
+}
+
+// ownCgroup is the cgroup pause, resume and update act on: the container's
+// own, which it has only if it started where your cgroup v2 is delegated.
+func ownCgroup(id string, info state.Info, to string) (string, error) {
+	if info.Cgroup == "" {
+		return "", fmt.Errorf("container %q has no cgroup of its own to %s (it gets one where your cgroup v2 is delegated: %s)", id, to, cgroups.DelegateHint)
+	}
+	return info.Cgroup, nil
 }
 
 // OciUpdateCmd is `isobox oci update`: runc's flags, written into the
@@ -583,10 +593,11 @@ func (c *OciUpdateCmd) run(o *ociFlags, log *slog.Logger) error {
 	if st := stateOf(info).Status; st != "running" && st != "paused" && st != "created" {
 		return fmt.Errorf("container %q is %s", c.ID, st)
 	}
-	if info.Cgroup == "" {
-		return fmt.Errorf("container %q has no cgroup of its own to update (it gets one where your cgroup v2 is delegated: %s)", c.ID, cgroups.DelegateHint)
+	cg, err := ownCgroup(c.ID, info, "update")
+	if err != nil {
+		return err
 	}
-	return cgroups.Update(info.Cgroup, l)
+	return cgroups.Update(cg, l)
 }
 
 // limits are the flags' limits over -r's.

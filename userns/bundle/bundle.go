@@ -491,7 +491,7 @@ func (l *Launch) linux(lx *specs.Linux) error {
 			return fieldError(field+".type", "%q: unknown", ns.Type)
 		}
 	}
-	if joinsUser(o.Join) {
+	if userns.JoinsUser(o.Join) {
 		if len(lx.UIDMappings)+len(lx.GIDMappings) > 0 {
 			l.note("linux.uidMappings and gidMappings ignored: the user namespace is joined, with its own maps")
 		}
@@ -546,15 +546,6 @@ func (l *Launch) linux(lx *specs.Linux) error {
 		o.ReadonlyPaths = append(o.ReadonlyPaths, path.Join("/", p))
 	}
 	return nil
-}
-
-func joinsUser(js []userns.Join) bool {
-	for _, j := range js {
-		if j.Type == string(specs.UserNamespace) {
-			return true
-		}
-	}
-	return false
 }
 
 // mappings chooses the mapping: one id (container root on the caller, as
